@@ -1,0 +1,9 @@
+"""``python -m klash_sync`` is the same as the ``klash-sync`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,98 @@
+"""One error tree for klash-sync.
+
+Every failure a person can act on is a ``UserError``: its ``str()`` is a complete
+message that says what is wrong and, where possible, what to do. The command line
+prints those without a traceback; anything else is a bug and is reported as one.
+
+    KlashError
+     ├── UserError                     printed as is, never with a traceback
+     │    ├── ProgrammeError           the programme file is broken (carries every Problem)
+     │    ├── SettingsError            a KLASH_* setting or a secret cannot be used
+     │    └── MassDeleteRefused        a sync would wipe most of a calendar
+     └── TargetError                   one calendar server failed (carries the mentor id)
+          ├── TargetUnreachable        connection refused, timeout, DNS, TLS
+          ├── TargetAuthError          401 / 403
+          ├── TargetProtocolError      malformed answers, unexpected status codes
+          └── TargetConflict           a precondition kept failing after re-reads
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class KlashError(Exception):
+    """Base of every error klash-sync raises on purpose."""
+
+
+class UserError(KlashError):
+    """An error whose message tells a person what to fix. Never shown with a traceback."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the programme file, located as precisely as we can.
+
+    ``place`` is what an organiser searches for (``session 'vantaa-2019'``,
+    ``[programme]``); ``line``/``column`` point into the file where we know them;
+    ``field`` is the key inside that place, if any.
+    """
+
+    file: str
+    line: int | None
+    column: int | None
+    place: str
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f", line {self.line}"
+            if self.column is not None:
+                where += f", column {self.column}"
+        where += f": {self.place}"
+        if self.field:
+            where += f", field '{self.field}'"
+        return f"{where}: {self.message}"
+
+
+class ProgrammeError(UserError):
+    """The programme file cannot be used; it lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SettingsError(UserError):
+    """A setting (environment, .env file or a secret file) cannot be used."""
+
+
+class MassDeleteRefused(UserError):
+    """A sync would delete most of a calendar's events; refused unless forced."""
+
+
+class TargetError(KlashError):
+    """A calendar server failed. ``reason`` is one line, free of secrets."""
+
+    def __init__(self, reason: str, *, calendar: str = "") -> None:
+        self.reason = reason
+        self.calendar = calendar
+        super().__init__(f"{calendar}: {reason}" if calendar else reason)
+
+
+class TargetUnreachable(TargetError):
+    """The server could not be reached or did not answer in time."""
+
+
+class TargetAuthError(TargetError):
+    """The server refused our credentials or our access."""
+
+
+class TargetProtocolError(TargetError):
+    """The server answered something we cannot use."""
+
+
+class TargetConflict(TargetError):
+    """A conditional write kept failing: someone else keeps changing the resource."""

@@ -1,0 +1,106 @@
+"""From a programme to a published snapshot: every event and every feed, rendered once.
+
+A ``Snapshot`` is immutable and holds the bytes of each feed with its gzip form,
+ETag and Last-Modified, so that serving a feed is a dictionary lookup and a 304
+costs no rendering at all. The daemon swaps in a new snapshot when the programme
+changes; requests in flight keep the one they started with.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from .ical import Revision, calendar_bytes, event_bytes, fingerprint, start_instant
+from .model import Programme, Session
+from .state import Store
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One subscribable calendar: its address, its bytes, and what HTTP caching needs."""
+
+    path: str
+    kind: str  # "programme" | "mentor" | "municipality"
+    key: str  # mentor id or municipality slug; "" for the whole programme
+    title: str
+    sessions: tuple[str, ...]
+    body: bytes
+    gzipped: bytes
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A programme with everything rendered from it, as served at one moment."""
+
+    programme: Programme
+    revisions: dict[str, Revision]
+    events: dict[str, bytes]
+    feeds: dict[str, Feed]
+    loaded_at: datetime
+    happened: dict[str, str] = field(default_factory=dict)
+
+    def feed(self, kind: str, key: str = "") -> Feed | None:
+        return next((f for f in self.feeds.values() if f.kind == kind and f.key == key), None)
+
+    def ordered(self, sessions: tuple[Session, ...] | None = None) -> list[Session]:
+        """Sessions by start, then id: the order of feeds and pages."""
+        tz = ZoneInfo(self.programme.programme.timezone)
+        chosen = self.programme.sessions if sessions is None else sessions
+        return sorted(chosen, key=lambda s: (start_instant(s, tz), s.id))
+
+
+def feed_path(kind: str, key: str = "") -> str:
+    if kind == "programme":
+        return "/feeds/programme.ics"
+    if kind == "mentor":
+        return f"/feeds/mentors/{key}.ics"
+    return f"/feeds/municipalities/{key}.ics"
+
+
+def publish(programme: Programme, store: Store, *, now: datetime, base_url: str) -> Snapshot:
+    """Render a programme: revise it in the store, render each event once, build each feed."""
+    prints = {s.id: fingerprint(s, programme, base_url=base_url) for s in programme.sessions}
+    revisions, happened = store.revise(prints, now)
+    events = {
+        s.id: event_bytes(s, programme, revision=revisions[s.id], base_url=base_url)
+        for s in programme.sessions
+    }
+    snapshot = Snapshot(programme, revisions, events, {}, now, happened)
+    name = programme.programme.name
+    wanted: list[tuple[str, str, str, tuple[Session, ...]]] = [
+        ("programme", "", name, programme.sessions)
+    ]
+    for mentor in programme.mentors:
+        wanted.append(("mentor", mentor.id, f"{name} – {mentor.name}",
+                       programme.sessions_of(mentor.id)))
+    for slug, label in programme.municipalities().items():
+        wanted.append(("municipality", slug, f"{name} – {label}",
+                       programme.sessions_of_municipality(slug)))
+    for kind, key, title, sessions in wanted:
+        ordered = snapshot.ordered(sessions)
+        body = calendar_bytes(
+            (events[s.id] for s in ordered),
+            programme=programme,
+            name=title,
+            timed=any(not s.all_day for s in ordered),
+        )
+        digest = hashlib.sha256(body).hexdigest()[:32]
+        path = feed_path(kind, key)
+        snapshot.feeds[path] = Feed(
+            path=path,
+            kind=kind,
+            key=key,
+            title=title,
+            sessions=tuple(s.id for s in ordered),
+            body=body,
+            gzipped=gzip.compress(body, compresslevel=6, mtime=0),
+            etag=f'"{digest}"',
+            last_modified=store.feed_changed(path, digest, now),
+        )
+    return snapshot

@@ -1,0 +1,200 @@
+"""iCalendar rendering: a session becomes one VEVENT, a list of VEVENTs becomes a feed.
+
+Everything here is pure and deterministic: the time stamps (DTSTAMP, LAST-MODIFIED,
+CREATED) and SEQUENCE come from the ``Revision`` the caller passes in, never from
+the clock, so an unchanged programme renders byte-identical feeds and ETags stay
+valid across restarts. All escaping is the icalendar library's; values of ``X-``
+properties are wrapped in ``vText`` because ``add("X-…", str)`` does not escape.
+
+No ATTENDEE, ORGANIZER or METHOD goes into an event: scheduling servers (Nextcloud,
+SabreDAV, iCloud, Exchange) would e-mail invitations for the first two, and refuse
+stored objects with the last. Mentors' names go into the description instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from icalendar import Alarm, Calendar, Event, Timezone
+from icalendar.prop import vDuration, vText
+
+from .model import Programme, Session
+
+PRODID = "-//Kuntaliitto//klash-sync//FI"
+MARKER = "X-KLASH-SYNC"
+# How often subscribing clients should refetch a feed (RFC 7986 and the Apple/Google one).
+REFRESH = timedelta(hours=1)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """What the state store knows of a session's history: its SEQUENCE and when it changed."""
+
+    sequence: int
+    changed: datetime
+    created: datetime
+
+    @classmethod
+    def zero(cls) -> Revision:
+        """A fixed revision for fingerprints, where only the content must count."""
+        return cls(0, _EPOCH, _EPOCH)
+
+
+def uid(session_id: str, programme: Programme) -> str:
+    """The event's identity: stable for as long as the session id and uid_domain are."""
+    return f"{session_id}@{programme.programme.uid_domain}"
+
+
+def session_url(session: Session, base_url: str) -> str:
+    return session.url or f"{base_url}/#{session.id}"
+
+
+def when(session: Session, tz: ZoneInfo) -> tuple[date | datetime, date | datetime]:
+    """DTSTART and DTEND: dates for all-day sessions (end exclusive), zoned datetimes otherwise.
+
+    Times given with an offset keep their instant and are shown in the programme's zone,
+    so that every event uses one TZID and one VTIMEZONE.
+    """
+    if session.date is not None:
+        last = session.end_date or session.date
+        return session.date, last + timedelta(days=1)
+    assert session.start is not None and session.end is not None  # noqa: PT018 (model invariant)
+    return _zoned(session.start, tz), _zoned(session.end, tz)
+
+
+def _zoned(value: datetime, tz: ZoneInfo) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=tz)
+    return value.astimezone(tz)
+
+
+def start_instant(session: Session, tz: ZoneInfo) -> datetime:
+    """When a session starts, as an aware datetime (all-day: local midnight); used for order."""
+    start, _ = when(session, tz)
+    if isinstance(start, datetime):
+        return start
+    return datetime(start.year, start.month, start.day, tzinfo=tz)
+
+
+def description(session: Session, programme: Programme) -> str:
+    names = [m.name for mid in session.mentors if (m := programme.mentor(mid)) is not None]
+    parts = []
+    if session.status == "cancelled":
+        parts.append("PERUTTU – tämä tilaisuus on peruttu.")
+    if session.description:
+        parts.append(session.description)
+    if names:
+        label = "Mentori" if len(names) == 1 else "Mentorit"
+        parts.append(f"{label}: {', '.join(names)}")
+    parts.append(f"Järjestäjä: {programme.programme.organiser}")
+    return "\n\n".join(parts)
+
+
+def render_event(
+    session: Session, programme: Programme, *, revision: Revision, base_url: str
+) -> Event:
+    """The VEVENT for one session. Same inputs, same bytes."""
+    tz = ZoneInfo(programme.programme.timezone)
+    start, end = when(session, tz)
+    event = Event()
+    event.add("UID", uid(session.id, programme))
+    event.add("DTSTAMP", revision.changed)
+    event.add("CREATED", revision.created)
+    event.add("LAST-MODIFIED", revision.changed)
+    event.add("SEQUENCE", revision.sequence)
+    title = session.title if session.status != "cancelled" else f"PERUTTU: {session.title}"
+    event.add("SUMMARY", title)
+    event.add("DTSTART", start)
+    event.add("DTEND", end)
+    if session.location:
+        event.add("LOCATION", session.location)
+    event.add("DESCRIPTION", description(session, programme))
+    event.add("STATUS", session.status.upper())
+    event.add("URL", session_url(session, base_url))
+    categories = ["Klash"] + ([session.municipality] if session.municipality else [])
+    event.add("CATEGORIES", categories)
+    event.add("TRANSP", "OPAQUE")
+    event.add("CLASS", "PUBLIC")
+    event.add(MARKER, vText(session.id))
+    if session.status != "cancelled":  # nobody wants a reminder of a called-off session
+        reminders = session.reminders if session.reminders is not None else programme.programme.reminders
+        for before in sorted(set(reminders), reverse=True):
+            alarm = Alarm()
+            alarm.add("ACTION", "DISPLAY")
+            alarm.add("DESCRIPTION", title)
+            alarm.add("TRIGGER", -before)
+            event.add_component(alarm)
+    return event
+
+
+def event_bytes(
+    session: Session, programme: Programme, *, revision: Revision, base_url: str
+) -> bytes:
+    return render_event(session, programme, revision=revision, base_url=base_url).to_ical()
+
+
+def fingerprint(session: Session, programme: Programme, *, base_url: str) -> str:
+    """Hash of everything that reaches the event except its revision: 'did it change?'."""
+    body = event_bytes(session, programme, revision=Revision.zero(), base_url=base_url)
+    return hashlib.sha256(body).hexdigest()
+
+
+def year_span(programme: Programme) -> tuple[date, date]:
+    """The span a VTIMEZONE must cover: whole years around every session, derived from the
+    programme alone so that the feed stays deterministic."""
+    tz = ZoneInfo(programme.programme.timezone)
+    years = [start_instant(s, tz).year for s in programme.sessions] or [2000]
+    return date(min(years), 1, 1), date(max(years) + 2, 1, 1)
+
+
+@lru_cache(maxsize=32)
+def _vtimezone(tzid: str, first: date, last: date) -> bytes:
+    return Timezone.from_tzinfo(ZoneInfo(tzid), tzid, first_date=first, last_date=last).to_ical()
+
+
+def vtimezone(programme: Programme) -> bytes:
+    first, last = year_span(programme)
+    return _vtimezone(programme.programme.timezone, first, last)
+
+
+def calendar_bytes(
+    events: Iterable[bytes],
+    *,
+    programme: Programme,
+    name: str,
+    timed: bool,
+    feed: bool = True,
+) -> bytes:
+    """A VCALENDAR around pre-rendered VEVENTs.
+
+    The header is rendered by icalendar; the events and the VTIMEZONE, already
+    serialised by icalendar, are spliced in before END:VCALENDAR, so that a feed of
+    thousands of events does not re-serialise each one. ``feed=False`` gives the
+    object stored on a CalDAV server: no METHOD (servers refuse it) and no feed headers.
+    """
+    cal = Calendar()
+    cal.add("PRODID", PRODID)
+    cal.add("VERSION", "2.0")
+    cal.add("CALSCALE", "GREGORIAN")
+    if feed:
+        cal.add("METHOD", "PUBLISH")
+        cal.add("NAME", name)
+        cal.add("X-WR-CALNAME", vText(name))
+        cal.add("X-WR-TIMEZONE", vText(programme.programme.timezone))
+        cal.add("REFRESH-INTERVAL", REFRESH, parameters={"VALUE": "DURATION"})
+        cal.add("X-PUBLISHED-TTL", vDuration(REFRESH))
+    head = cal.to_ical()
+    footer = b"END:VCALENDAR\r\n"
+    assert head.endswith(footer)
+    parts = [head[: -len(footer)]]
+    if timed:
+        parts.append(vtimezone(programme))
+    parts.extend(events)
+    parts.append(footer)
+    return b"".join(parts)

@@ -1,0 +1,266 @@
+"""The programme as data: frozen pydantic models, and nothing that does I/O.
+
+These models are the schema of ``config/programme.toml``. Each field's description
+is the documentation an organiser reads (the README's schema table is generated
+from the same words), and each constraint exists so that a mistake is caught when
+the file is loaded, never halfway through a sync. Checks that need the whole
+programme (unknown mentor ids, duplicate ids, time-zone gaps) live in
+``config.check`` because they need the file's context to be reported well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from icalendar.prop import vDuration
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+# C0 and C1 control characters other than tab and newline. CR is normalised to LF
+# before this check, so CRLF and lone CR in a multi-line text are accepted.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def slugify(text: str) -> str:
+    """ASCII slug of a name: 'Milja Köpsi' -> 'milja-kopsi', 'Ylöjärvi' -> 'ylojarvi'."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+
+
+def _slug(value: str) -> str:
+    if not SLUG_RE.match(value):
+        suggestion = slugify(value)
+        hint = f" such as '{suggestion}'" if suggestion else ""
+        raise ValueError(
+            f"'{value}' is not a valid id: use lower-case ASCII letters, digits and single "
+            f"hyphens{hint}"
+        )
+    return value
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must fit on one line (it contains a line break)")
+    if _CONTROL_RE.search(value) or "\t" in value:
+        raise ValueError("contains a control character; remove it")
+    return value.strip()
+
+
+def _multi_line(value: str) -> str:
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if _CONTROL_RE.search(value):
+        raise ValueError("contains a control character other than a line break or tab; remove it")
+    return value.strip()
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("write a reminder as an ISO 8601 duration string such as \"P1D\" or \"PT2H\"")
+    try:
+        parsed = vDuration.from_ical(value.strip().upper())
+    except ValueError:
+        raise ValueError(
+            f"'{value}' is not an ISO 8601 duration; write e.g. \"P1D\" (a day) or \"PT30M\""
+        ) from None
+    if not isinstance(parsed, timedelta):  # icalendar may return a Period-like object
+        raise ValueError(f"'{value}' is not a duration")
+    if parsed < timedelta(0):
+        raise ValueError(f"'{value}' is negative; reminders are given as time before the start")
+    return parsed
+
+
+Slug = Annotated[str, StringConstraints(max_length=64), AfterValidator(_slug)]
+OneLine = Annotated[str, StringConstraints(max_length=500), AfterValidator(_one_line)]
+RequiredLine = Annotated[OneLine, StringConstraints(min_length=1)]
+MultiLine = Annotated[str, StringConstraints(max_length=200_000), AfterValidator(_multi_line)]
+Reminder = Annotated[timedelta, BeforeValidator(_duration)]
+HttpUrl = Annotated[
+    str,
+    StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2000),
+    AfterValidator(_one_line),
+]
+Status = Literal["confirmed", "tentative", "cancelled"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+
+class CalDAVTarget(_Frozen):
+    """Where one mentor's events are pushed. The password never lives in the programme file."""
+
+    url: HttpUrl = Field(
+        description="CalDAV server root, principal URL or calendar collection URL (https://…)."
+    )
+    username: RequiredLine = Field(description="Login name on that server.")
+    password_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable that holds the password.",
+    )
+    password_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Path of a file that holds the password (Docker/systemd secrets).",
+    )
+    calendar: RequiredLine = Field(
+        default="Klash",
+        description="Display name of the calendar to use; created if the server allows it.",
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="Extra CA bundle (PEM) to trust for this server. TLS is always verified.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_password(cls, data: object) -> object:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError(
+                "an inline 'password' is not accepted: the programme file is shared and "
+                "versioned. Put the password in an environment variable and name it with "
+                "password_env = \"KLASH_PW_…\", or in a file named by password_file"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> CalDAVTarget:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password_env or password_file")
+        return self
+
+
+class Mentor(_Frozen):
+    """A person who meets teams; gets the sessions they take part in."""
+
+    id: Slug = Field(description="ASCII slug of the name, e.g. 'milja-kopsi'. Never change it.")
+    name: RequiredLine = Field(description="Full name as shown in events and on the page.")
+    email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Optional contact address; never sent as an invitation.",
+    )
+    caldav: CalDAVTarget | None = Field(
+        default=None,
+        description="The mentor's own CalDAV calendar; without it, the embedded server is used.",
+    )
+
+
+class Session(_Frozen):
+    """One mentoring session. Its ``id`` is its identity: titles and dates may change."""
+
+    id: Slug = Field(description="Stable slug; the event's UID is built from it. Never reuse one.")
+    title: RequiredLine = Field(description="Event title.")
+    municipality: OneLine | None = Field(
+        default=None, description="Host municipality; leave out for joint sessions."
+    )
+    location: OneLine = Field(default="", description="Place, as mentors' calendars show it.")
+    date: dt.date | None = Field(default=None, description="All-day session: the day (2019-09-24).")
+    end_date: dt.date | None = Field(
+        default=None, description="Last day of a multi-day all-day session (inclusive)."
+    )
+    start: dt.datetime | None = Field(
+        default=None, description="Timed session: start (local time of the programme, or with offset)."
+    )
+    end: dt.datetime | None = Field(default=None, description="Timed session: end.")
+    mentors: tuple[Slug, ...] = Field(default=(), description="Mentor ids taking part.")
+    status: Status = Field(default="confirmed", description="confirmed | tentative | cancelled.")
+    description: MultiLine = Field(default="", description="Free text, may span lines.")
+    url: HttpUrl | None = Field(default=None, description="Link for the event; default: its page.")
+    reminders: tuple[Reminder, ...] | None = Field(
+        default=None,
+        description="Override of the programme's reminders; [] for none.",
+    )
+
+    @model_validator(mode="after")
+    def _when(self) -> Session:
+        if self.date is not None and (self.start is not None or self.end is not None):
+            raise ValueError(
+                "give either 'date' (an all-day session) or 'start' and 'end' (a timed one), "
+                "not both"
+            )
+        if self.date is None:
+            if self.start is None and self.end is None:
+                raise ValueError("a session needs 'date', or 'start' and 'end'")
+            if self.start is None or self.end is None:
+                missing = "end" if self.end is None else "start"
+                raise ValueError(f"a timed session needs both 'start' and 'end' ('{missing}' is missing)")
+            if (self.start.tzinfo is None) != (self.end.tzinfo is None):
+                raise ValueError("'start' and 'end' must both have an offset or both be local times")
+            if self.end <= self.start:
+                raise ValueError(f"'end' ({self.end}) must be after 'start' ({self.start})")
+        if self.end_date is not None:
+            if self.date is None:
+                raise ValueError("'end_date' goes with 'date' (all-day sessions) only")
+            if self.end_date < self.date:
+                raise ValueError(f"'end_date' ({self.end_date}) is before 'date' ({self.date})")
+        return self
+
+    @property
+    def all_day(self) -> bool:
+        return self.date is not None
+
+    @property
+    def municipality_slug(self) -> str | None:
+        return slugify(self.municipality) if self.municipality else None
+
+
+class ProgrammeInfo(_Frozen):
+    """The ``[programme]`` table: settings that apply to every session."""
+
+    name: RequiredLine = Field(description="Name of the programme; used in calendar names.")
+    timezone: str = Field(
+        default="Europe/Helsinki",
+        description="IANA time zone of local times in this file.",
+    )
+    uid_domain: str = Field(
+        pattern=r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$",
+        max_length=200,
+        description="Domain part of every event UID; never change it once published.",
+    )
+    organiser: RequiredLine = Field(description="Who runs the programme (shown, never invited).")
+    reminders: tuple[Reminder, ...] = Field(
+        default=(timedelta(days=1),),
+        description="Reminders before each session's start, ISO 8601 durations.",
+    )
+    url: HttpUrl | None = Field(default=None, description="Home page of the programme.")
+
+
+class Programme(_Frozen):
+    """The whole programme file."""
+
+    programme: ProgrammeInfo
+    mentors: tuple[Mentor, ...] = ()
+    sessions: tuple[Session, ...] = ()
+
+    def mentor(self, mentor_id: str) -> Mentor | None:
+        return next((m for m in self.mentors if m.id == mentor_id), None)
+
+    def sessions_of(self, mentor_id: str) -> tuple[Session, ...]:
+        return tuple(s for s in self.sessions if mentor_id in s.mentors)
+
+    def municipalities(self) -> dict[str, str]:
+        """Slug -> display name of every municipality that hosts a session, in slug order."""
+        found = {s.municipality_slug: s.municipality for s in self.sessions if s.municipality}
+        return {slug: found[slug] for slug in sorted(found) if slug}
+
+    def sessions_of_municipality(self, slug: str) -> tuple[Session, ...]:
+        """A municipality's own sessions plus the joint ones (those without a municipality)."""
+        return tuple(
+            s for s in self.sessions if s.municipality is None or s.municipality_slug == slug
+        )

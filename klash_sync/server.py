@@ -1,0 +1,41 @@
+"""The production HTTP server around the WSGI app: waitress, with limits chosen on purpose.
+
+Each limit is here so that one slow or hostile client cannot tie the service up:
+idle connections are closed after ``channel_timeout``; request lines and headers
+over 16 KiB and bodies over 10 MiB are refused by waitress before our code runs;
+at most ``connection_limit`` sockets are open at once. Tracebacks are never sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waitress.server import create_server
+
+from .settings import Settings
+
+LIMITS: dict[str, Any] = {
+    "threads": 8,
+    "connection_limit": 200,
+    "channel_timeout": 60,           # seconds of inactivity before a connection is closed
+    "cleanup_interval": 15,
+    "max_request_header_size": 16 * 1024,
+    "max_request_body_size": 10 * 1024 * 1024,
+    "inbuf_overflow": 512 * 1024,
+    "expose_tracebacks": False,
+    "ident": "klash-sync",
+    "asyncore_use_poll": True,       # select() breaks past 1024 file descriptors
+}
+
+
+def make_server(app: Any, settings: Settings, **overrides: Any) -> Any:
+    """A waitress server bound to KLASH_HOST:KLASH_PORT (port 0 picks a free one)."""
+    options = {**LIMITS, **overrides}
+    return create_server(app, host=settings.host, port=settings.port, **options)
+
+
+def bound_url(server: Any) -> str:
+    host = server.effective_host
+    if ":" in str(host):
+        host = f"[{host}]"
+    return f"http://{host}:{server.effective_port}"

@@ -1,0 +1,129 @@
+"""Operator settings: ``KLASH_*`` environment variables, also read from a ``.env`` file.
+
+The field descriptions are the documentation: ``klash-sync settings`` prints them and
+the README's table is the same text. Secrets (``KLASH_SECRET``) are ``SecretStr`` so
+that they never appear in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import SettingsError
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Defaults run the shipped programme on one machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KLASH_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        frozen=True,
+    )
+
+    programme: Path = Field(
+        default=Path("config/programme.toml"), description="The programme file to publish and sync."
+    )
+    state_dir: Path = Field(
+        default=Path("var"),
+        description="Where the state database and the embedded CalDAV storage live.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address the HTTP server listens on (0.0.0.0 in a container).",
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="Port of the HTTP server.")
+    public_url: str = Field(
+        default="",
+        description="Base URL under which people reach this server, e.g. https://klash.example.fi; "
+        "used in feed links and event URLs. Default: http://HOST:PORT.",
+    )
+    embedded_caldav: bool = Field(
+        default=True,
+        description="Serve a CalDAV server at /dav/ for mentors without a caldav entry.",
+    )
+    sync_interval: int = Field(
+        default=300, ge=5, description="Seconds between periodic syncs of every calendar."
+    )
+    sync_workers: int = Field(
+        default=4, ge=1, le=64, description="Calendars synced at the same time."
+    )
+    request_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for a CalDAV server before giving up."
+    )
+    debounce: float = Field(
+        default=1.0, ge=0, description="Seconds to wait after a programme edit before applying it."
+    )
+    retry_max: float = Field(
+        default=900.0, gt=0, description="Longest pause, in seconds, between retries of a failing calendar."
+    )
+    unhealthy_after: int = Field(
+        default=1800, gt=0,
+        description="Seconds a calendar may keep failing before /healthz answers 503.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as readable text or as one JSON object each."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log level written."
+    )
+    private_feeds: bool = Field(
+        default=False,
+        description="Serve per-mentor feeds only at secret addresses (needs KLASH_SECRET).",
+    )
+    public_feeds: bool = Field(
+        default=True, description="Serve the whole-programme and municipality feeds."
+    )
+    secret: SecretStr | None = Field(
+        default=None, description="Server secret for private feed addresses (or KLASH_SECRET_FILE)."
+    )
+    secret_file: Path | None = Field(
+        default=None, description="File holding the server secret (Docker/systemd secrets)."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL, or the listening address when none is set."""
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def state_db(self) -> Path:
+        return self.state_dir / "state.sqlite3"
+
+    def server_secret(self) -> bytes | None:
+        """The private-feed secret from KLASH_SECRET or KLASH_SECRET_FILE, if any."""
+        if self.secret is not None:
+            return self.secret.get_secret_value().encode()
+        if self.secret_file is not None:
+            try:
+                return self.secret_file.read_bytes().strip()
+            except OSError as e:
+                raise SettingsError(
+                    f"KLASH_SECRET_FILE: cannot read {self.secret_file} ({e.strerror})"
+                ) from None
+        return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with CLI overrides; bad values become a SettingsError."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            name = "KLASH_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"setting {name}: {err['msg']}")
+        raise SettingsError("\n".join(lines)) from None

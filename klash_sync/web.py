@@ -1,0 +1,180 @@
+"""The WSGI application: feeds, the page, health and metrics, and the embedded CalDAV mount.
+
+Routes are few and fixed, so they are matched by exact patterns; nothing outside
+them is ever read from disk. Feeds are served from the current ``Snapshot`` (bytes
+rendered once per programme version), with strong ETags, Last-Modified, 304s,
+HEAD and gzip. Any unexpected exception becomes a bare 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .feeds import Feed
+from .http import accepts_gzip, http_date, not_modified, preferred_language
+from .live import Live
+from .page import Page
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+
+_FEED = re.compile(r"^/feeds/(?:programme|mentors/[a-z0-9-]{1,64}|municipalities/[a-z0-9-]{1,64})\.ics$")
+_MENTOR_PAGE = re.compile(r"^/mentors/(?P<id>[a-z0-9-]{1,64})$")
+_SAFE = ("GET", "HEAD")
+_SECURITY_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
+class App:
+    """The HTTP face of klash-sync. ``dav`` is the embedded CalDAV server, mounted at /dav/."""
+
+    def __init__(
+        self,
+        live: Live,
+        settings: Settings,
+        *,
+        dav: WSGIApp | None = None,
+        health: Callable[[], tuple[int, bytes]] | None = None,
+        metrics: Callable[[], bytes] | None = None,
+        on_request: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.live = live
+        self.settings = settings
+        self.dav = dav
+        self.health = health
+        self.metrics = metrics
+        self.on_request = on_request
+        self.page = Page(settings)
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        if self.dav is not None and (path == "/dav" or path.startswith("/dav/")):
+            return self.dav(environ, start_response)
+        try:
+            return self._route(environ, start_response, path)
+        except Exception:  # a bug: log it for the operator, show nothing to the client
+            log.exception("internal error serving %s", _printable(path))
+            return _plain(start_response, "500 Internal Server Error", b"Internal server error\n")
+
+    def _route(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in _SAFE:
+            return _plain(start_response, "405 Method Not Allowed", b"Method not allowed\n",
+                          extra=[("Allow", "GET, HEAD")])
+        head = method == "HEAD"
+        snapshot = self.live.snapshot
+        if path == "/healthz" and self.health is not None:
+            status, body = self.health()
+            return _respond(start_response, f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
+                            "application/json", body, head,
+                            extra=[("Cache-Control", "no-store")])
+        if path == "/metrics" and self.metrics is not None:
+            return _respond(start_response, "200 OK", "text/plain; version=0.0.4; charset=utf-8",
+                            self.metrics(), head, extra=[("Cache-Control", "no-store")])
+        if snapshot is None:
+            return _plain(start_response, "503 Service Unavailable",
+                          b"The programme has not been loaded yet\n", extra=[("Retry-After", "5")])
+        if _FEED.match(path):
+            feed = snapshot.feeds.get(path)
+            if feed is None or not self._feed_visible(feed):
+                return self._not_found(start_response, path)
+            return self._feed(environ, start_response, feed, head)
+        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        lang = preferred_language(environ, query, ("fi", "en"))
+        if path in ("/", "/index.html"):
+            body = self.page.index(snapshot, self.live, lang).encode()
+            return self._html(start_response, body, head, lang)
+        m = _MENTOR_PAGE.match(path)
+        if m:
+            mentor = snapshot.programme.mentor(m["id"])
+            if mentor is None:
+                return self._not_found(start_response, path)
+            body = self.page.mentor(snapshot, self.live, mentor, lang).encode()
+            return self._html(start_response, body, head, lang)
+        return self._not_found(start_response, path)
+
+    def _feed_visible(self, feed: Feed) -> bool:
+        if feed.kind == "mentor":
+            return not self.settings.private_feeds
+        return self.settings.public_feeds
+
+    def _feed(
+        self, environ: dict, start_response: StartResponse, feed: Feed, head: bool
+    ) -> Iterable[bytes]:
+        gz = accepts_gzip(environ)
+        etag = feed.etag if not gz else feed.etag[:-1] + '-gz"'
+        headers = [
+            ("ETag", etag),
+            ("Last-Modified", http_date(feed.last_modified)),
+            ("Cache-Control", "no-cache"),
+            ("Vary", "Accept-Encoding"),
+        ]
+        if not_modified(environ, (feed.etag, feed.etag[:-1] + '-gz"'), feed.last_modified):
+            self._count(feed.kind, 304)
+            start_response("304 Not Modified", headers + _SECURITY_HEADERS)
+            return []
+        body = feed.gzipped if gz else feed.body
+        if gz:
+            headers.append(("Content-Encoding", "gzip"))
+        name = feed.path.rsplit("/", 1)[-1]
+        headers.append(("Content-Disposition", f'inline; filename="klash-{name}"'))
+        self._count(feed.kind, 200)
+        return _respond(start_response, "200 OK", "text/calendar; charset=utf-8", body, head,
+                        extra=headers)
+
+    def _html(
+        self, start_response: StartResponse, body: bytes, head: bool, lang: str
+    ) -> Iterable[bytes]:
+        return _respond(start_response, "200 OK", "text/html; charset=utf-8", body, head, extra=[
+            ("Content-Language", lang),
+            ("Cache-Control", "no-cache"),
+            ("Vary", "Accept-Language"),
+            ("Content-Security-Policy",
+             "default-src 'none'; style-src 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+             "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+        ])
+
+    def _not_found(self, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        self._count("other", 404)
+        return _plain(start_response, "404 Not Found", b"Not found\n")
+
+    def _count(self, kind: str, status: int) -> None:
+        if self.on_request is not None:
+            self.on_request(kind, status)
+
+
+def _respond(
+    start_response: StartResponse,
+    status: str,
+    content_type: str,
+    body: bytes,
+    head: bool,
+    *,
+    extra: list[tuple[str, str]] | None = None,
+) -> Iterable[bytes]:
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    headers += extra or []
+    start_response(status, headers + _SECURITY_HEADERS)
+    return [] if head else [body]
+
+
+def _plain(
+    start_response: StartResponse, status: str, body: bytes,
+    *, extra: list[tuple[str, str]] | None = None,
+) -> Iterable[bytes]:
+    return _respond(start_response, status, "text/plain; charset=utf-8", body, False,
+                    extra=[("Cache-Control", "no-store"), *(extra or [])])
+
+
+def _printable(path: str) -> str:
+    return path.encode("latin-1", "replace").decode("ascii", "replace")[:200]
+
