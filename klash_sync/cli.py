@@ -95,17 +95,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .live import Live
-    from .server import bound_url, make_server
+    from .server import bind, bound_url
     from .web import App
 
     settings = _settings(args)
     programme = load(settings.programme)  # fail before binding a port
     live = Live()
     app = App(live, settings)
-    server = make_server(app, settings)
-    if not settings.public_url:  # links must name the port we really got
-        settings = settings.model_copy(update={"port": server.effective_port})
-        app.settings = app.page.settings = settings
+    server, settings = bind(app, settings)
     store = Store(settings.state_db)
     live.set_snapshot(publish(programme, store, now=_now(), base_url=settings.base_url))
     log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)

@@ -14,7 +14,7 @@ import re
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -225,7 +225,7 @@ def _message(err: Any, model: type[BaseModel], field: str | None) -> str:
     got = f" (got {_short(given)})" if not isinstance(given, dict | list) else ""
     last = field.split(".")[-1] if field else None
     if kind == "missing":
-        if field == "programme":
+        if model is ProgrammeInfo and field is None:
             return "the [programme] table is missing (it needs name, uid_domain and organiser)"
         return "is required but missing"
     if kind == "extra_forbidden":
@@ -337,6 +337,13 @@ def _timezone(name: str) -> ZoneInfo | None:
         return None
 
 
+def _with_offset(moment: datetime) -> str:
+    offset = moment.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{moment:%Y-%m-%dT%H:%M:%S}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 def _local_time_problem(value: datetime, tz: ZoneInfo) -> str | None:
     """A local time that does not exist (spring forward) or exists twice (fall back)."""
     if value.tzinfo is not None:
@@ -349,5 +356,5 @@ def _local_time_problem(value: datetime, tz: ZoneInfo) -> str | None:
     other = value.replace(tzinfo=tz, fold=1)
     if other.utcoffset() != aware.utcoffset():
         return (f"{value:%Y-%m-%d %H:%M} happens twice in {tz.key} (the clocks move back "
-                "then); add the offset, e.g. 2019-10-27T03:30:00+03:00")
+                f"then); add the offset you mean: {_with_offset(aware)} or {_with_offset(other)}")
     return None

@@ -17,13 +17,13 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from icalendar import Alarm, Calendar, Event, Timezone
+from icalendar import Alarm, Calendar, Event
 from icalendar.prop import vDuration, vText
 
 from .model import Programme, Session
+from .vtimezone import vtimezone_bytes
 
 PRODID = "-//Kuntaliitto//klash-sync//FI"
 MARKER = "X-KLASH-SYNC"
@@ -153,14 +153,9 @@ def year_span(programme: Programme) -> tuple[date, date]:
     return date(min(years), 1, 1), date(max(years) + 2, 1, 1)
 
 
-@lru_cache(maxsize=32)
-def _vtimezone(tzid: str, first: date, last: date) -> bytes:
-    return Timezone.from_tzinfo(ZoneInfo(tzid), tzid, first_date=first, last_date=last).to_ical()
-
-
 def vtimezone(programme: Programme) -> bytes:
     first, last = year_span(programme)
-    return _vtimezone(programme.programme.timezone, first, last)
+    return vtimezone_bytes(programme.programme.timezone, first, last)
 
 
 def calendar_bytes(

@@ -34,6 +34,15 @@ def make_server(app: Any, settings: Settings, **overrides: Any) -> Any:
     return create_server(app, host=settings.host, port=settings.port, **options)
 
 
+def bind(app: Any, settings: Settings, **overrides: Any) -> tuple[Any, Settings]:
+    """Bind the server; when no public URL is set, links name the port really bound."""
+    server = make_server(app, settings, **overrides)
+    if not settings.public_url:
+        settings = settings.model_copy(update={"port": server.effective_port})
+    app.set_settings(settings)
+    return server, settings
+
+
 def bound_url(server: Any) -> str:
     host = server.effective_host
     if ":" in str(host):

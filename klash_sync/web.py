@@ -55,6 +55,10 @@ class App:
         self.on_request = on_request
         self.page = Page(settings)
 
+    def set_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.page = Page(settings)
+
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
         if self.dav is not None and (path == "/dav" or path.startswith("/dav/")):

@@ -1,0 +1,66 @@
+"""The command line as a user runs it: export to stdout and files, serve on a free port."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from .conftest import ROOT, fetch, run_cli
+from .parsers import read_icaljs
+
+
+def test_export_whole_programme_to_stdout_is_deterministic(tmp_path):
+    env = {"KLASH_STATE_DIR": str(tmp_path / "state")}
+    first = run_cli("export", env=env)
+    second = run_cli("export", env=env)
+    assert first.code == 0, first.err
+    assert first.raw == second.raw
+    assert len(read_icaljs(first.raw)) == 5
+
+
+def test_export_mentor_and_municipality_to_file(tmp_path):
+    env = {"KLASH_STATE_DIR": str(tmp_path / "state")}
+    out = tmp_path / "milja.ics"
+    result = run_cli("export", "--mentor", "milja-kopsi", "-o", str(out), env=env)
+    assert result.code == 0, result.err
+    assert list(read_icaljs(out.read_bytes())) == ["joensuu-2019-10-01@klash.kuntaliitto.fi"]
+    vantaa = run_cli("export", "--municipality", "vantaa", env=env)
+    assert sorted(read_icaljs(vantaa.raw)) == [
+        "vantaa-2019-10-08@klash.kuntaliitto.fi",
+        "yhteinen-2019-10-15@klash.kuntaliitto.fi",
+        "yhteinen-2019-10-22@klash.kuntaliitto.fi",
+    ]
+
+
+def test_export_unknown_mentor_names_the_known_ones(tmp_path):
+    result = run_cli("export", "--mentor", "milja", env={"KLASH_STATE_DIR": str(tmp_path)})
+    assert result.code == 2
+    assert "no mentor 'milja'" in result.err and "milja-kopsi" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_serve_subprocess_answers_on_a_free_port(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
+    env.update(KLASH_STATE_DIR=str(tmp_path / "state"), KLASH_PORT="0")
+    proc = subprocess.Popen([sys.executable, "-m", "klash_sync", "serve"], cwd=ROOT, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            m = re.search(r"serving feeds on (http://\S+)", line)
+            url = m.group(1) if m else None
+        assert url, "serve did not report its address"
+        r = fetch(url, "/feeds/mentors/ulla-nord.ics")
+        assert r.status == 200
+        assert list(read_icaljs(r.body)) == ["vantaa-2019-10-08@klash.kuntaliitto.fi"]
+        page = fetch(url, "/").body.decode()
+        assert f"{url}/feeds/programme.ics" in page
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
