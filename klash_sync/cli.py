@@ -116,6 +116,138 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _syncer_context(settings: Settings, store: Store):  # noqa: ANN202 (context manager)
+    """A Syncer, with the embedded server on a private loopback port when it is needed."""
+    import contextlib
+
+    from .sync import Syncer
+    from .targets.embedded import Embedded, loopback_server
+
+    @contextlib.contextmanager
+    def context():  # noqa: ANN202
+        if not settings.embedded_caldav:
+            yield Syncer(settings, store)
+            return
+        embedded = Embedded(settings.state_dir)
+        with loopback_server(embedded) as base:
+            yield Syncer(settings, store, embedded=embedded, dav_base=base)
+
+    return context()
+
+
+def _print_result(result, out=None) -> None:  # noqa: ANN001
+    out = out or sys.stdout
+    label = result.mentor + (" (leaving)" if result.leaving else "")
+    if result.ok:
+        counts = f"+{result.created} ~{result.updated} -{result.deleted}"
+        extra = f", restored {len(result.restored)}" if result.restored else ""
+        print(f"ok      {label:<28} {counts}{extra}  ({result.requests} requests, "
+              f"{result.seconds:.2f} s)", file=out, flush=True)
+    else:
+        print(f"FAILED  {label:<28} {result.error}", file=out, flush=True)
+
+
+def _summary(report) -> None:  # noqa: ANN001
+    total = len(report.results)
+    failed = len(report.failed)
+    created = sum(r.created for r in report.results)
+    updated = sum(r.updated for r in report.results)
+    deleted = sum(r.deleted for r in report.results)
+    requests = sum(r.requests for r in report.results)
+    if sys.stdout.isatty():
+        print()
+        print(f"{'calendars':<12}{'failed':<8}{'created':<9}{'updated':<9}{'deleted':<9}requests")
+        print(f"{total:<12}{failed:<8}{created:<9}{updated:<9}{deleted:<9}{requests}")
+    else:
+        print(f"summary: {total} calendars, {failed} failed, {created} created, {updated} updated, "
+              f"{deleted} deleted, {requests} requests")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    snapshot, store = _snapshot(settings)
+    try:
+        with _syncer_context(settings, store) as syncer:
+            report = syncer.run(snapshot, allow_mass_delete=args.allow_mass_delete,
+                                on_result=_print_result)
+    finally:
+        store.close()
+    _summary(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import Create, Delete, Update
+
+    settings = _settings(args)
+    snapshot, store = _snapshot(settings)
+    try:
+        with _syncer_context(settings, store) as syncer:
+            report = syncer.run(snapshot, dry_run=True, allow_mass_delete=True)
+    finally:
+        store.close()
+    for result in sorted(report.results, key=lambda r: r.mentor):
+        label = result.mentor + (" (leaving)" if result.leaving else "")
+        if not result.ok:
+            print(f"{label}: cannot plan: {result.error}")
+            continue
+        writes = result.plan.writes if result.plan else []
+        print(f"{label}: {len(writes) or 'nothing'} to do")
+        for action in writes:
+            verb = {Create: "create", Update: "update", Delete: "delete"}[type(action)]
+            note = " (put back)" if getattr(action, "restore", False) else ""
+            print(f"  {verb:<7} {action.uid}{note}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from .sync import jobs_for
+
+    settings = _settings(args)
+    snapshot, store = _snapshot(settings)
+    try:
+        jobs = [j for j in jobs_for(snapshot, settings, store) if j.mentor == args.mentor]
+        if not jobs:
+            raise UserError(f"no calendar of mentor '{args.mentor}' is known")
+        with _syncer_context(settings, store) as syncer:
+            results = []
+            for job in jobs:
+                empty = type(job)(job.key, job.mentor, job.target, {}, leaving=True)
+                result = syncer.sync_one(empty, snapshot.programme.programme.uid_domain,
+                                         allow_mass_delete=True)
+                _print_result(result)
+                results.append(result)
+    finally:
+        store.close()
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    from .targets.embedded import Embedded
+
+    settings = _settings(args)
+    if not settings.embedded_caldav:
+        raise UserError("the embedded CalDAV server is off (KLASH_EMBEDDED_CALDAV=false)")
+    programme = load(settings.programme)
+    embedded = Embedded(settings.state_dir)
+    users = [m for m in programme.mentors if m.caldav is None]
+    if args.reset and args.reset not in {m.id for m in users}:
+        raise UserError(f"'{args.reset}' is not a mentor on the embedded server")
+    print("Read-only logins to the embedded calendars (give each mentor their own line):")
+    for mentor in users:
+        url = settings.base_url + Embedded.calendar_path(mentor.id)
+        if args.reset == mentor.id or not embedded.has_login(mentor.id):
+            password = embedded.set_password(mentor.id)
+            shown = f"password {password}   (new: shown only now)"
+        else:
+            shown = f"password set earlier (new one: klash-sync accounts --reset {mentor.id})"
+        print(f"  {mentor.name}: {url}  user {mentor.id}  {shown}")
+    gone = embedded.remove_logins(m.id for m in users)
+    if gone:
+        print(f"removed logins of mentors no longer in the programme: {', '.join(gone)}")
+    return EXIT_OK
+
+
 # -------------------------------------------------------------------- parser
 
 
@@ -163,6 +295,33 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _network(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("plan", help="show what a sync would change in each calendar; change nothing",
+                       description="List, per calendar, what a sync would create, update and delete.")
+    _common(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("sync", help="push the programme into every mentor's calendar, once",
+                       description="One sync pass. Exit 0 when every calendar is in sync, 1 when "
+                       "a calendar failed (all are tried), 2 when the programme is invalid.")
+    _common(p)
+    p.add_argument("--allow-mass-delete", action="store_true",
+                   help="allow deleting more than half of a calendar's events of ours")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("purge", help="remove every event of ours from one mentor's calendar",
+                       description="Delete every event klash-sync put into MENTOR's calendar. "
+                       "Events the mentor made themselves are never touched.")
+    _common(p)
+    p.add_argument("mentor", metavar="MENTOR", help="mentor id")
+    p.set_defaults(func=cmd_purge)
+
+    p = sub.add_parser("accounts", help="show mentors' read-only logins to the embedded calendars",
+                       description="List each mentor's embedded calendar address and login. A "
+                       "password is shown once, when it is made; --reset makes a new one.")
+    _common(p)
+    p.add_argument("--reset", metavar="MENTOR", help="give this mentor a new password")
+    p.set_defaults(func=cmd_accounts)
     return parser
 
 

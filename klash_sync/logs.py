@@ -80,5 +80,7 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Libraries that log request bodies or headers at DEBUG stay at WARNING.
-    for noisy in ("caldav", "niquests", "urllib3", "urllib3_future", "waitress.queue", "radicale"):
+    for noisy in ("caldav", "niquests", "urllib3", "urllib3_future", "radicale"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # "Task queue depth" warnings mean only that all threads were busy for a moment.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)

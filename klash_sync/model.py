@@ -126,6 +126,10 @@ class CalDAVTarget(_Frozen):
         default=None,
         description="Extra CA bundle (PEM) to trust for this server. TLS is always verified.",
     )
+    auth: Literal["basic", "digest"] = Field(
+        default="basic",
+        description="HTTP authentication scheme; sent with the first request, saving a round trip.",
+    )
 
     @model_validator(mode="before")
     @classmethod

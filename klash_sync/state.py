@@ -14,6 +14,7 @@ by UID and the marker property, so the worst case is one slower sync.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -51,8 +52,15 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE TABLE IF NOT EXISTS calendars (
     calendar TEXT PRIMARY KEY,
-    url TEXT NOT NULL,
-    ctag TEXT
+    mentor TEXT NOT NULL,
+    target TEXT NOT NULL,
+    url TEXT
+);
+CREATE TABLE IF NOT EXISTS foreign_items (
+    calendar TEXT NOT NULL,
+    href TEXT NOT NULL,
+    etag TEXT,
+    PRIMARY KEY (calendar, href)
 );
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,6 +85,16 @@ class Item:
     href: str
     etag: str | None
     hash: str
+
+
+@dataclass(frozen=True)
+class CalendarRecord:
+    """A calendar we write to: its key, its mentor, how to reach it (no secrets), its URL."""
+
+    key: str
+    mentor: str
+    target: dict
+    url: str | None
 
 
 @dataclass(frozen=True)
@@ -246,20 +264,37 @@ class Store:
         with self._tx() as db:
             db.execute("DELETE FROM items WHERE calendar=? AND uid=?", (calendar, uid))
 
-    def calendars(self) -> dict[str, tuple[str, str | None]]:
-        """Every calendar we have written to: key -> (collection URL, last ctag/sync-token)."""
+    def calendars(self) -> dict[str, CalendarRecord]:
+        """Every calendar we have written to, with how to reach it again to clean up."""
         with self._lock:
-            rows = self._db.execute("SELECT calendar, url, ctag FROM calendars").fetchall()
-        return {r[0]: (r[1], r[2]) for r in rows}
+            rows = self._db.execute("SELECT calendar, mentor, target, url FROM calendars").fetchall()
+        return {r[0]: CalendarRecord(r[0], r[1], json.loads(r[2]), r[3]) for r in rows}
 
-    def set_calendar(self, calendar: str, url: str, ctag: str | None) -> None:
+    def set_calendar(self, record: CalendarRecord) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO calendars VALUES (?, ?, ?)", (calendar, url, ctag))
+            db.execute(
+                "INSERT OR REPLACE INTO calendars VALUES (?, ?, ?, ?)",
+                (record.key, record.mentor, json.dumps(record.target, sort_keys=True), record.url),
+            )
 
     def forget_calendar(self, calendar: str) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM calendars WHERE calendar=?", (calendar,))
-            db.execute("DELETE FROM items WHERE calendar=?", (calendar,))
+            for table in ("calendars", "items", "foreign_items"):
+                db.execute(f"DELETE FROM {table} WHERE calendar=?", (calendar,))  # noqa: S608
+
+    def foreign(self, calendar: str) -> dict[str, str | None]:
+        """Resources in a calendar known not to be ours: href -> ETag when last read."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT href, etag FROM foreign_items WHERE calendar=?", (calendar,)
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def set_foreign(self, calendar: str, items: dict[str, str | None]) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM foreign_items WHERE calendar=?", (calendar,))
+            db.executemany("INSERT INTO foreign_items VALUES (?, ?, ?)",
+                           [(calendar, h, e) for h, e in items.items()])
 
     # ------------------------------------------------------------------ kv
 

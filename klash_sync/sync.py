@@ -1,0 +1,405 @@
+"""One sync pass: for every calendar, list → plan → apply, in a bounded pool.
+
+Each mentor's calendar is a ``Job``: where it is (a CalDAV target or the embedded
+server) and the events it should hold. A job lists the calendar with one PROPFIND,
+reads only the resources it has not seen at their current ETag, asks the pure
+planner what to do, and applies it with preconditions, recording every confirmed
+write in the state store as it goes, so a crash mid-pass loses nothing.
+
+Calendars we wrote to before but that no longer belong to the programme (the
+mentor left, or their target changed) become cleanup jobs that remove our events,
+so nothing is orphaned. One failing calendar is reported with its mentor id and a
+one-line reason; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import MassDeleteRefused, SettingsError, TargetConflict, TargetError, UserError
+from .feeds import Snapshot
+from .ical import calendar_bytes, uid
+from .model import Mentor
+from .normalise import hash_of, inspect
+from .plan import Adopt, Create, Delete, Desired, Forget, Plan, Remote, Update, is_mass_delete, plan
+from .plan import managed_count, safe_name
+from .settings import Settings
+from .state import CalendarRecord, Item, Store
+from .targets.caldav import CalDAVCalendar, Endpoint, PreconditionFailed
+from .targets.embedded import SERVICE_USER, Embedded
+
+log = logging.getLogger(__name__)
+
+_FETCH_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    mentor: str
+    target: dict  # how to reach it, without secrets; stored for later cleanup
+    desired: Mapping[str, Desired]
+    leaving: bool = False
+
+
+@dataclass
+class CalendarResult:
+    key: str
+    mentor: str
+    ok: bool
+    error: str | None = None
+    plan: Plan | None = None
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    restored: list[str] = field(default_factory=list)
+    requests: int = 0
+    seconds: float = 0.0
+    leaving: bool = False
+
+    @property
+    def changed(self) -> int:
+        return self.created + self.updated + self.deleted
+
+
+@dataclass
+class SyncReport:
+    results: list[CalendarResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> list[CalendarResult]:
+        return [r for r in self.results if not r.ok]
+
+
+def target_of(mentor: Mentor, settings: Settings) -> dict | None:
+    """The target description for a mentor, or None when they get feeds only."""
+    if mentor.caldav is not None:
+        c = mentor.caldav
+        return {"kind": "caldav", "url": c.url, "username": c.username,
+                "password_env": c.password_env, "password_file": c.password_file,
+                "calendar": c.calendar, "ca_bundle": c.ca_bundle, "auth": c.auth}
+    if settings.embedded_caldav:
+        return {"kind": "embedded", "calendar": mentor.id}
+    return None
+
+
+def calendar_key(mentor_id: str, target: dict) -> str:
+    """Identity of one calendar: a new target for a mentor is a new calendar."""
+    digest = hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{mentor_id}:{target['kind']}:{digest}"
+
+
+def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
+    """The stored objects a mentor's calendar should hold: one VEVENT each, no METHOD."""
+    programme = snapshot.programme
+    domain = programme.programme.uid_domain
+    wanted = {}
+    for session in programme.sessions_of(mentor_id):
+        body = calendar_bytes([snapshot.events[session.id]], programme=programme,
+                              name=programme.programme.name, timed=not session.all_day, feed=False)
+        event_uid = uid(session.id, programme)
+        wanted[event_uid] = Desired(event_uid, safe_name(event_uid), body, hash_of(body, domain))
+    return wanted
+
+
+def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
+    jobs = []
+    current = set()
+    for mentor in snapshot.programme.mentors:
+        target = target_of(mentor, settings)
+        if target is None:
+            continue
+        key = calendar_key(mentor.id, target)
+        current.add(key)
+        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id)))
+    for key, record in sorted(store.calendars().items()):
+        if key not in current:
+            jobs.append(Job(key, record.mentor, record.target, {}, leaving=True))
+    return jobs
+
+
+class Syncer:
+    """Runs sync passes. ``dav_base`` is where the embedded server answers (http://host:port)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        embedded: Embedded | None = None,
+        dav_base: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedded = embedded
+        self.dav_base = dav_base
+        self.environ = environ if environ is not None else os.environ
+        self.clock = clock
+
+    # ------------------------------------------------------------ endpoints
+
+    def endpoint(self, job: Job) -> Endpoint:
+        t = job.target
+        if t["kind"] == "embedded":
+            if self.embedded is None or self.dav_base is None:
+                raise SettingsError("the embedded CalDAV server is not available in this process")
+            return Endpoint(
+                url=self.dav_base + Embedded.calendar_path(t["calendar"]),
+                username=SERVICE_USER, password=self.embedded.service_password,
+                calendar=f"Klash – {job.mentor}", timeout=self.settings.request_timeout,
+                create_here=True,
+            )
+        return Endpoint(
+            url=t["url"], username=t["username"], password=self._password(job),
+            calendar=t["calendar"], ca_bundle=t.get("ca_bundle"),
+            timeout=self.settings.request_timeout, auth=t.get("auth", "basic"),
+        )
+
+    def _password(self, job: Job) -> str:
+        from .logs import register_secret
+
+        t = job.target
+        if t.get("password_env"):
+            value = self.environ.get(t["password_env"])
+            if not value:
+                raise SettingsError(
+                    f"mentor '{job.mentor}': the environment variable {t['password_env']} "
+                    "(password_env) is not set"
+                )
+        else:
+            try:
+                value = Path(t["password_file"]).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise SettingsError(
+                    f"mentor '{job.mentor}': cannot read password_file {t['password_file']} "
+                    f"({e.strerror})"
+                ) from None
+        register_secret(value)
+        return value
+
+    # ------------------------------------------------------------------ run
+
+    def run(
+        self,
+        snapshot: Snapshot,
+        *,
+        allow_mass_delete: bool = False,
+        dry_run: bool = False,
+        only: set[str] | None = None,
+        on_result: Callable[[CalendarResult], None] | None = None,
+    ) -> SyncReport:
+        jobs = jobs_for(snapshot, self.settings, self.store)
+        if only is not None:
+            jobs = [j for j in jobs if j.key in only or j.mentor in only]
+        domain = snapshot.programme.programme.uid_domain
+
+        def work(job: Job) -> CalendarResult:
+            result = self.sync_one(job, domain, allow_mass_delete=allow_mass_delete, dry_run=dry_run)
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        with ThreadPoolExecutor(max_workers=self.settings.sync_workers,
+                                thread_name_prefix="sync") as pool:
+            results = list(pool.map(work, jobs))
+        return SyncReport(results)
+
+    def sync_one(self, job: Job, uid_domain: str, *, allow_mass_delete: bool = False,
+                 dry_run: bool = False) -> CalendarResult:
+        started = time.monotonic()
+        result = CalendarResult(job.key, job.mentor, ok=False, leaving=job.leaving)
+        calendar: CalDAVCalendar | None = None
+        try:
+            record = self.store.calendars().get(job.key)
+            endpoint = self.endpoint(job)
+            known = record.url if record else None
+            if known and endpoint.create_here:
+                # The embedded server's port may differ from run to run: keep only the path.
+                known = endpoint.url
+            calendar = CalDAVCalendar(endpoint, collection_url=known)
+            self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
+            result.ok = True
+        except (TargetError, UserError) as e:
+            result.error = _one_line(e)
+            log.warning("calendar of %s: %s", job.mentor, result.error)
+        except Exception as e:  # a bug must not stop the other calendars
+            result.error = f"internal error: {type(e).__name__}"
+            log.exception("calendar of %s: unexpected error", job.mentor)
+        finally:
+            if calendar is not None:
+                result.requests = calendar.requests
+                calendar.close()
+            result.seconds = time.monotonic() - started
+        return result
+
+    def _sync(self, job: Job, cal: CalDAVCalendar, uid_domain: str, result: CalendarResult,
+              allow_mass_delete: bool, dry_run: bool) -> None:
+        url = cal.open()
+        if not dry_run:
+            self.store.set_calendar(CalendarRecord(job.key, job.mentor, job.target, url))
+        state = self.store.items(job.key)
+        remote = self._remote(job, cal, state, uid_domain, dry_run)
+        collection = urlsplit(url).path
+        todo = plan(job.desired, remote, state, collection=collection)
+        result.plan = todo
+        if is_mass_delete(todo, managed_count(remote)) and not allow_mass_delete:
+            raise MassDeleteRefused(
+                f"refusing to delete {len(todo.of(Delete))} of {managed_count(remote)} events of "
+                f"ours from {job.mentor}'s calendar; if that is intended, run "
+                "`klash-sync sync --allow-mass-delete`"
+            )
+        if dry_run:
+            return
+        for action in todo.actions:
+            self._apply(job, cal, action, uid_domain, result)
+        if job.leaving and not job.desired:
+            self.store.forget_calendar(job.key)
+            log.info("calendar of %s: removed our events from a calendar no longer in use",
+                     job.mentor)
+
+    def _remote(self, job: Job, cal: CalDAVCalendar, state: Mapping[str, Item], uid_domain: str,
+                dry_run: bool) -> dict[str, Remote]:
+        listing = cal.listing()
+        ours_by_href = {item.href: item for item in state.values()}
+        foreign = self.store.foreign(job.key)
+        remote: dict[str, Remote] = {}
+        unknown = []
+        for href, etag in listing.items():
+            known = ours_by_href.get(href)
+            if known is not None and (known.etag is None or known.etag == etag):
+                remote[href] = Remote(href, etag, True, known.uid, known.hash)
+                if known.etag is None and etag is not None and not dry_run:
+                    self.store.put_item(job.key, Item(known.uid, href, etag, known.hash))
+            elif href in foreign and foreign[href] == etag and etag is not None:
+                remote[href] = Remote(href, etag, False)
+            else:
+                unknown.append(href)
+        for start in range(0, len(unknown), _FETCH_BATCH):
+            batch = unknown[start:start + _FETCH_BATCH]
+            for href, (etag, body) in cal.fetch(batch).items():
+                seen = inspect(body, uid_domain)
+                listed = listing.get(href, etag)
+                remote[href] = Remote(href, listed or etag, seen.ours, seen.uid if seen.ours else None,
+                                      seen.hash)
+        if not dry_run:
+            self.store.set_foreign(job.key, {h: r.etag for h, r in remote.items() if not r.ours})
+        return remote
+
+    # ---------------------------------------------------------------- apply
+
+    def _apply(self, job: Job, cal: CalDAVCalendar, action: object, uid_domain: str,
+               result: CalendarResult) -> None:
+        key = job.key
+        if isinstance(action, Adopt):
+            self.store.put_item(key, Item(action.uid, action.href, action.etag, action.hash))
+        elif isinstance(action, Forget):
+            self.store.drop_item(key, action.uid)
+        elif isinstance(action, Create):
+            self._create(job, cal, action, uid_domain, result)
+        elif isinstance(action, Update):
+            self._update(job, cal, action.uid, action.href, action.etag, action.body, action.hash,
+                         uid_domain, result, restore=action.restore)
+        elif isinstance(action, Delete):
+            self._delete(job, cal, action, uid_domain, result)
+
+    def _create(self, job: Job, cal: CalDAVCalendar, action: Create, uid_domain: str,
+                result: CalendarResult) -> None:
+        try:
+            etag = cal.create(action.href, action.body)
+        except PreconditionFailed:
+            # Something is already there: most often our own earlier write whose answer
+            # was lost. Re-read it instead of writing twice.
+            current = cal.fetch([action.href]).get(action.href)
+            if current is None:
+                raise TargetConflict(f"{action.href} exists but cannot be read") from None
+            etag, body = current
+            seen = inspect(body, uid_domain)
+            if not seen.ours or seen.uid != action.uid:
+                raise TargetConflict(
+                    f"{action.href} is taken by an event that is not ours; left untouched"
+                ) from None
+            if seen.hash == action.hash:
+                self.store.put_item(job.key, Item(action.uid, action.href, etag, action.hash))
+                return
+            self._update(job, cal, action.uid, action.href, etag, action.body, action.hash,
+                         uid_domain, result)
+            return
+        self.store.put_item(job.key, Item(action.uid, action.href, etag, action.hash))
+        result.created += 1
+        if action.restore:
+            result.restored.append(action.uid)
+            log.info("calendar of %s: put back %s, which was deleted on the server",
+                     job.mentor, action.uid)
+
+    def _update(self, job: Job, cal: CalDAVCalendar, event_uid: str, href: str, etag: str | None,
+                body: bytes, digest: str, uid_domain: str, result: CalendarResult, *,
+                restore: bool = False) -> None:
+        for _attempt in range(3):
+            try:
+                new_etag = cal.update(href, body, etag)
+            except PreconditionFailed:
+                current = cal.fetch([href]).get(href)
+                if current is None:  # deleted meanwhile: create it again
+                    self._create(job, cal, Create(event_uid, href, body, digest, restore=True),
+                                 uid_domain, result)
+                    return
+                etag, seen_body = current
+                seen = inspect(seen_body, uid_domain)
+                if not seen.ours or seen.uid != event_uid:
+                    raise TargetConflict(f"{href} is no longer our event; left untouched") from None
+                if seen.hash == digest:
+                    self.store.put_item(job.key, Item(event_uid, href, etag, digest))
+                    return
+                continue
+            self.store.put_item(job.key, Item(event_uid, href, new_etag, digest))
+            result.updated += 1
+            if restore:
+                result.restored.append(event_uid)
+                log.info("calendar of %s: restored %s, which was edited on the server",
+                         job.mentor, event_uid)
+            return
+        raise TargetConflict(f"{href} keeps changing on the server; will try again next sync")
+
+    def _delete(self, job: Job, cal: CalDAVCalendar, action: Delete, uid_domain: str,
+                result: CalendarResult) -> None:
+        etag = action.etag
+        for _attempt in range(3):
+            try:
+                cal.delete(action.href, etag)
+            except PreconditionFailed:
+                current = cal.fetch([action.href]).get(action.href)
+                if current is None:
+                    break
+                etag, body = current
+                seen = inspect(body, uid_domain)
+                if not seen.ours or seen.uid != action.uid:
+                    log.warning("calendar of %s: %s is no longer our event; not deleted",
+                                job.mentor, action.href)
+                    break
+                continue
+            result.deleted += 1
+            break
+        else:
+            raise TargetConflict(f"{action.href} keeps changing on the server; will try again")
+        if not action.duplicate:
+            self.store.drop_item(job.key, action.uid)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:300]

@@ -1,0 +1,1 @@
+"""Calendar servers we push to: any CalDAV server, and the embedded Radicale."""
