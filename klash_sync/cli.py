@@ -116,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _syncer_context(settings: Settings, store: Store):  # noqa: ANN202 (context manager)
+def _syncer_context(settings: Settings, store: Store):
     """A Syncer, with the embedded server on a private loopback port when it is needed."""
     import contextlib
 
@@ -124,7 +124,7 @@ def _syncer_context(settings: Settings, store: Store):  # noqa: ANN202 (context 
     from .targets.embedded import Embedded, loopback_server
 
     @contextlib.contextmanager
-    def context():  # noqa: ANN202
+    def context():
         if not settings.embedded_caldav:
             yield Syncer(settings, store)
             return

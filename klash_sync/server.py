@@ -8,6 +8,7 @@ at most ``connection_limit`` sockets are open at once. Tracebacks are never sent
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from waitress.server import create_server
@@ -48,3 +49,18 @@ def bound_url(server: Any) -> str:
     if ":" in str(host):
         host = f"[{host}]"
     return f"http://{host}:{server.effective_port}"
+
+
+def shutdown(server: Any, thread: Any = None, timeout: float = 5.0) -> None:
+    """Stop a server that runs in another thread: finish running requests, close every socket.
+
+    ``server.close()`` alone closes only the listening socket; idle keep-alive
+    connections would keep the loop (and the process) alive until they time out.
+    """
+    with contextlib.suppress(Exception):  # a half-started server
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
+    for channel in list(server._map.values()):
+        with contextlib.suppress(Exception):  # a socket that is already gone
+            channel.close()
+    if thread is not None:
+        thread.join(timeout=timeout)

@@ -31,8 +31,20 @@ from .feeds import Snapshot
 from .ical import calendar_bytes, uid
 from .model import Mentor
 from .normalise import hash_of, inspect
-from .plan import Adopt, Create, Delete, Desired, Forget, Plan, Remote, Update, is_mass_delete, plan
-from .plan import managed_count, safe_name
+from .plan import (
+    Adopt,
+    Create,
+    Delete,
+    Desired,
+    Forget,
+    Plan,
+    Remote,
+    Update,
+    is_mass_delete,
+    managed_count,
+    plan,
+    safe_name,
+)
 from .settings import Settings
 from .state import CalendarRecord, Item, Store
 from .targets.caldav import CalDAVCalendar, Endpoint, PreconditionFailed

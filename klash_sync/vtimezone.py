@@ -44,7 +44,8 @@ def transitions(tz: ZoneInfo, first: date, last: date) -> list[tuple[datetime, t
                     low = mid
                 else:
                     high = mid
-            assert before is not None and after is not None
+            assert before is not None
+            assert after is not None
             found.append((high, before, after))
         day += step
     return found

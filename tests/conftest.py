@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from klash_sync.live import Live
-from klash_sync.server import bind, bound_url
+from klash_sync.server import bind, bound_url, shutdown
 from klash_sync.settings import Settings
 from klash_sync.web import App
 
@@ -99,8 +99,7 @@ def serve_live(tmp_path: Path) -> Iterator:
 
     yield start
     for server, thread in servers:
-        server.close()
-        thread.join(timeout=5)
+        shutdown(server, thread)
 
 
 @dataclass

@@ -76,7 +76,8 @@ def test_reschedule_keeps_uid_and_raises_sequence(store):
     before = _event(first.feeds["/feeds/programme.ics"].body, "syksy@klash.test")
     after = _event(second.feeds["/feeds/programme.ics"].body, "syksy@klash.test")
     assert int(after["SEQUENCE"]) == int(before["SEQUENCE"]) + 1
-    assert after["DTSTAMP"].dt == later and after["LAST-MODIFIED"].dt == later
+    assert after["DTSTAMP"].dt == later
+    assert after["LAST-MODIFIED"].dt == later
     assert after["CREATED"].dt == before["CREATED"].dt == T0
     # Sessions that did not change keep their revision and bytes.
     assert second.events["kesa"] == first.events["kesa"]
@@ -117,7 +118,8 @@ def test_feed_has_vtimezone_for_every_tzid_and_calendar_properties(store):
     assert "METHOD" in cal
     for event in cal.walk("VEVENT"):
         # Nothing that makes a scheduling server send e-mail.
-        assert "ATTENDEE" not in event and "ORGANIZER" not in event
+        assert "ATTENDEE" not in event
+        assert "ORGANIZER" not in event
         assert event["URL"].startswith(BASE + "/#")
         assert [a["TRIGGER"].dt for a in event.walk("VALARM")] == [-timedelta(days=1)]
 

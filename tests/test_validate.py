@@ -112,21 +112,24 @@ def test_every_problem_in_the_file_is_listed(write_programme):
         parse(text.encode(), "p.toml")
     problems = caught.value.problems
     assert [p.place for p in problems] == ["session 'a'", "session 'b'"]
-    assert problems[0].line is not None and problems[1].line is not None
+    assert problems[0].line is not None
+    assert problems[1].line is not None
     assert problems[0].line < problems[1].line
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
     result = run_cli("validate", "--programme", str(tmp_path / "nope.toml"))
     assert result.code == 2
-    assert "nope.toml" in result.err and "not found" in result.err
+    assert "nope.toml" in result.err
+    assert "not found" in result.err
     assert "Traceback" not in result.err
 
 
 def test_shipped_programme_is_valid():
     result = run_cli("validate")
     assert result.code == 0, result.err
-    assert "5 sessions" in result.out and "8 mentors" in result.out
+    assert "5 sessions" in result.out
+    assert "8 mentors" in result.out
 
 
 def test_shipped_programme_matches_the_press_release():
@@ -150,7 +153,8 @@ def test_shipped_programme_matches_the_press_release():
         assert list(session.mentors) == mentors
         assert title in session.title
         assert words in session.description
-        assert session.all_day and session.status == "confirmed"
+        assert session.all_day
+        assert session.status == "confirmed"
     names = {m.id: m.name for m in programme.mentors}
     assert names["milja-kopsi"] == "Milja Köpsi"
     assert names["sami-tantarimaki"] == "Sami Tantarimäki"
@@ -170,5 +174,6 @@ def test_offsets_and_local_times_both_accepted(write_programme):
 def test_help_for_each_command():
     for command in ("validate", "export", "serve"):
         result = run_cli(command, "--help")
-        assert result.code == 0 and "usage: klash-sync " + command in result.out
+        assert result.code == 0
+        assert "usage: klash-sync " + command in result.out
     assert run_cli("--version").out.startswith("klash-sync ")

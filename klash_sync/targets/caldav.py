@@ -17,6 +17,7 @@ one-line reason that never contains a credential.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import posixpath
 from dataclasses import dataclass, field
@@ -108,10 +109,8 @@ class CalDAVCalendar:
         self.requests = 0
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing a broken session must not mask the real error
             self.client.close()
-        except Exception:  # noqa: S110 (closing a broken session must not mask the real error)
-            pass
 
     # ---------------------------------------------------------- low level
 

@@ -187,6 +187,8 @@ def loopback_server(embedded: Embedded) -> Iterator[str]:
     """Serve only /dav on a private loopback port for a one-shot command; yield its base URL."""
     from waitress.server import create_server
 
+    from ..server import shutdown
+
     def app(environ: dict, start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith(MOUNT + "/"):
             return embedded.mounted(environ, start_response)
@@ -199,5 +201,4 @@ def loopback_server(embedded: Embedded) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.close()
-        thread.join(timeout=5)
+        shutdown(server, thread)
