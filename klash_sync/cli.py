@@ -116,6 +116,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run
+
+    settings = _settings(args)
+    return run(settings)
+
+
 def _syncer_context(settings: Settings, store: Store):
     """A Syncer, with the embedded server on a private loopback port when it is needed."""
     import contextlib
@@ -295,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _network(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("run", help="the service: serve feeds and /dav/, sync calendars, watch the file",
+                       description="Serve the feeds, the page and the embedded CalDAV server; sync "
+                       "every calendar at start, every KLASH_SYNC_INTERVAL seconds and within "
+                       "seconds of a change to the programme file. SIGHUP reloads, SIGTERM stops.")
+    _common(p)
+    _network(p)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plan", help="show what a sync would change in each calendar; change nothing",
                        description="List, per calendar, what a sync would create, update and delete.")

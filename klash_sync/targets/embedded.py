@@ -75,6 +75,7 @@ class Embedded:
         self.htpasswd = self.root / "htpasswd"
         self.rights = self.root / "rights"
         self.storage = self.root / "collections"
+        (self.storage / "collection-root").mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
         self._app: Any = None
         self.service_password = self._service_password()
