@@ -96,7 +96,8 @@ def test_start_syncs_every_calendar(rig):
 def test_periodic_sync_on_the_schedule_puts_back_a_deleted_event(rig):
     daemon, clock, server, _path = rig
     href = next(iter(events(server, "alice")))
-    assert fetch(server.base, "/" + href.split("/", 3)[3], "DELETE", server.auth("alice")).status in (200, 204)
+    deleted = fetch(server.base, "/" + href.split("/", 3)[3], "DELETE", server.auth("alice"))
+    assert deleted.status in (200, 204)
     server.recorder.reset()
     clock.advance(299)
     settle(daemon)
@@ -145,7 +146,8 @@ def test_bad_edit_is_reported_never_applied_and_fix_is_applied(rig):
     health = fetch(base_url(daemon), "/healthz")
     assert health.status == 503
     body = json.loads(health.body)
-    assert "line" in body["programme"]["error"] and str(path) in body["programme"]["error"]
+    assert "line" in body["programme"]["error"]
+    assert str(path) in body["programme"]["error"]
     assert body["programme"]["valid_on_disk"] is False
     assert fetch(base_url(daemon), "/feeds/programme.ics").body == good_feed
     assert "programme.toml" in fetch(base_url(daemon), "/").body.decode()
@@ -165,7 +167,8 @@ def test_failing_calendar_backs_off_alone_and_health_turns_503(rig):
     clock.advance(1.0)
     settle(daemon)
     status = {s.mentor: s for s in daemon.live.calendars.values()}
-    assert status["milja-kopsi"].ok and not status["ulla-nord"].ok
+    assert status["milja-kopsi"].ok
+    assert not status["ulla-nord"].ok
     assert "500" in status["ulla-nord"].error
     assert daemon.backoff.failures(status["ulla-nord"].calendar) == 1
     assert fetch(base_url(daemon), "/healthz").status == 200, "not yet failing for long"
@@ -194,14 +197,17 @@ def test_healthz_and_metrics_formats(rig):
     daemon, _clock, _server, path = rig
     fetch(base_url(daemon), "/feeds/programme.ics")
     health = fetch(base_url(daemon), "/healthz")
-    assert health.status == 200 and health.headers["content-type"] == "application/json"
+    assert health.status == 200
+    assert health.headers["content-type"] == "application/json"
     body = json.loads(health.body)
     assert body["status"] == "ok"
-    assert body["programme"]["loaded_at"] and body["programme"]["path"] == str(path)
+    assert body["programme"]["loaded_at"]
+    assert body["programme"]["path"] == str(path)
     assert body["programme"]["error"] is None
     for cal in body["calendars"]:
         assert set(cal) >= {"mentor", "ok", "last_sync", "last_success", "failing_since", "error"}
-        assert cal["ok"] is True and cal["last_sync"]
+        assert cal["ok"] is True
+        assert cal["last_sync"]
     text = fetch(base_url(daemon), "/metrics").body.decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["klash_calendar_syncs"].samples[0].value >= 2

@@ -102,7 +102,9 @@ def test_edits_reach_feed_and_calendars_broken_edits_never_applied(tmp_path, rad
         path.write_text(programme_for(radicale.base).replace('title = "Vantaa"', 'title = Vantaa'))
         wait_for(lambda: fetch(d.url, "/healthz").status == 503, 10, "the error on /healthz")
         error = json.loads(fetch(d.url, "/healthz").body)["programme"]["error"]
-        assert "line" in error and "column" in error and "programme.toml" in error
+        assert "line" in error
+        assert "column" in error
+        assert "programme.toml" in error
         assert "programme not applied" in d.log()
         assert feed() == good
         time.sleep(1.5)  # a wrongly applied edit would sync within this time

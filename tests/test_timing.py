@@ -53,7 +53,8 @@ def test_backoff_is_per_calendar_and_resets_on_success():
     b.failed("down")
     assert b.failures("down") == 2
     b.succeeded("down")
-    assert b.ready("down") and b.failures("down") == 0
+    assert b.ready("down")
+    assert b.failures("down") == 0
 
 
 @pytest.mark.parametrize("jitter", [0.0, 0.3, 0.999])
