@@ -30,7 +30,7 @@ from .errors import ProgrammeError
 from .feeds import Snapshot, publish
 from .live import CalendarStatus, Live
 from .observe import Metrics, health
-from .server import bind, bound_url, shutdown
+from .server import bind, bound_url, serve, shutdown
 from .settings import Settings
 from .state import Store
 from .sync import CalendarResult, Job, Syncer, jobs_for
@@ -85,7 +85,7 @@ class Daemon:
         self.syncer = Syncer(self.settings, self.store, embedded=self.embedded,
                              dav_base=self._loopback_base(), environ=self.environ,
                              clock=self.clock.now)
-        self._server_thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+        self._server_thread = threading.Thread(target=serve, args=(self.server,), name="http", daemon=True)
         self._server_thread.start()
         log.info("klash-sync listening on %s (public base %s)", bound_url(self.server),
                  self.settings.base_url)

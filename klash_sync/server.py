@@ -51,12 +51,22 @@ def bound_url(server: Any) -> str:
     return f"http://{host}:{server.effective_port}"
 
 
+def serve(server: Any) -> None:
+    """Thread target for a server: its loop, quiet about sockets closed by ``shutdown``."""
+    try:
+        server.run()
+    except Exception:
+        if not getattr(server, "_klash_stopping", False):
+            raise
+
+
 def shutdown(server: Any, thread: Any = None, timeout: float = 5.0) -> None:
     """Stop a server that runs in another thread: finish running requests, close every socket.
 
     ``server.close()`` alone closes only the listening socket; idle keep-alive
     connections would keep the loop (and the process) alive until they time out.
     """
+    server._klash_stopping = True
     with contextlib.suppress(Exception):  # a half-started server
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
     for channel in list(server._map.values()):

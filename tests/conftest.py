@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from klash_sync.live import Live
-from klash_sync.server import bind, bound_url, shutdown
+from klash_sync.server import bind, bound_url, serve, shutdown
 from klash_sync.settings import Settings
 from klash_sync.web import App
 
@@ -92,7 +92,7 @@ def serve_live(tmp_path: Path) -> Iterator:
                             _env_file=None, **settings_kw)  # type: ignore[call-arg]
         app = App(live, settings)
         server, settings = bind(app, settings)
-        thread = threading.Thread(target=server.run, daemon=True)
+        thread = threading.Thread(target=serve, args=(server,), daemon=True)
         thread.start()
         servers.append((server, thread))
         return RunningServer(bound_url(server), live, app)

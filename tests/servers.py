@@ -21,7 +21,7 @@ from typing import Any
 
 from waitress.server import create_server
 
-from klash_sync.server import shutdown
+from klash_sync.server import serve, shutdown
 
 PASSWORDS = {"alice": "alice-pw-1234", "bob": "bob-pw-5678", "carol": "carol-pw-9012"}
 
@@ -145,7 +145,7 @@ class DavServer:
                 time.sleep(0.1)
         self.port = self._server.effective_port
         self.base = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread = threading.Thread(target=serve, args=(self._server,), daemon=True)
         self._thread.start()
         self.stopped = False
 

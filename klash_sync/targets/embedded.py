@@ -188,7 +188,7 @@ def loopback_server(embedded: Embedded) -> Iterator[str]:
     """Serve only /dav on a private loopback port for a one-shot command; yield its base URL."""
     from waitress.server import create_server
 
-    from ..server import shutdown
+    from ..server import serve, shutdown
 
     def app(environ: dict, start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith(MOUNT + "/"):
@@ -197,7 +197,7 @@ def loopback_server(embedded: Embedded) -> Iterator[str]:
         return [b"Not found\n"]
 
     server = create_server(app, host="127.0.0.1", port=0, threads=4, ident="klash-sync")
-    thread = threading.Thread(target=server.run, name="embedded-dav", daemon=True)
+    thread = threading.Thread(target=serve, args=(server,), name="embedded-dav", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
