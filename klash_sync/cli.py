@@ -96,14 +96,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .live import Live
     from .server import bind, bound_url
+    from .tokens import FeedKeys
     from .web import App
 
     settings = _settings(args)
     programme = load(settings.programme)  # fail before binding a port
     live = Live()
-    app = App(live, settings)
-    server, settings = bind(app, settings)
     store = Store(settings.state_db)
+    app = App(live, settings, keys=FeedKeys.from_settings(settings, store))
+    server, settings = bind(app, settings)
     live.set_snapshot(publish(programme, store, now=_now(), base_url=settings.base_url))
     log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
     try:
@@ -112,6 +113,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.close()
+        store.close()
+    return EXIT_OK
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from .tokens import FeedKeys, rotate
+
+    settings = _settings(args)
+    programme = load(settings.programme)
+    store = Store(settings.state_db)
+    try:
+        keys = FeedKeys.from_settings(settings, store)
+        if args.action == "rotate":
+            if not args.mentor or programme.mentor(args.mentor) is None:
+                known = ", ".join(m.id for m in programme.mentors)
+                raise UserError(f"name a mentor to rotate: klash-sync feeds rotate MENTOR ({known})")
+            if keys is None:
+                raise UserError("there is no server secret, so there are no secret addresses to "
+                                "rotate (set KLASH_SECRET or KLASH_SECRET_FILE)")
+            rotate(store, args.mentor)
+            print(f"{args.mentor}: the old address no longer works; the new one is")
+        base = settings.base_url
+        for mentor in programme.mentors:
+            if args.action == "rotate" and mentor.id != args.mentor:
+                continue
+            if settings.private_feeds and keys is not None:
+                token = keys.token(mentor.id)
+                feed = f"{base}/feeds/mentors/{mentor.id}/{token}.ics"
+                page = f"{base}/mentors/{mentor.id}/{token}"
+            else:
+                feed = f"{base}/feeds/mentors/{mentor.id}.ics"
+                page = f"{base}/mentors/{mentor.id}"
+            print(f"{mentor.name} ({mentor.id})\n  feed:   {feed}\n  webcal: webcal://"
+                  f"{feed.split('://', 1)[1]}\n  page:   {page}")
+        if not settings.private_feeds:
+            print("(public addresses: set KLASH_PRIVATE_FEEDS=true and a secret for secret ones)")
+    finally:
         store.close()
     return EXIT_OK
 
@@ -330,6 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("mentor", metavar="MENTOR", help="mentor id")
     p.set_defaults(func=cmd_purge)
+
+    p = sub.add_parser("feeds", help="list each mentor's subscribe address; `feeds rotate MENTOR`",
+                       description="List each mentor's feed and page address (the secret ones when "
+                       "KLASH_PRIVATE_FEEDS is on). `feeds rotate MENTOR` invalidates that mentor's "
+                       "secret address and prints the new one.")
+    _common(p)
+    p.add_argument("action", nargs="?", choices=["rotate"], help="make a new secret address")
+    p.add_argument("mentor", nargs="?", metavar="MENTOR", help="mentor id (with rotate)")
+    p.set_defaults(func=cmd_feeds)
 
     p = sub.add_parser("accounts", help="show mentors' read-only logins to the embedded calendars",
                        description="List each mentor's embedded calendar address and login. A "

@@ -36,6 +36,7 @@ from .state import Store
 from .sync import CalendarResult, Job, Syncer, jobs_for
 from .targets.embedded import Embedded
 from .timing import Backoff, Clock, Debouncer, Periodic
+from .tokens import FeedKeys
 from .web import App
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Daemon:
             self.live, settings,
             dav=self.embedded.mounted if self.embedded else None,
             health=self._health, metrics=self.metrics.render, on_request=self.metrics.request,
+            keys=FeedKeys.from_settings(settings, self.store),
         )
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
         self.inflight: dict[str, Future] = {}

@@ -148,17 +148,22 @@ class Page:
             days=self.rows(snapshot, None, lang), links=self.feeds(snapshot),
             error=live.programme_error, calendars=sorted(live.calendars.values(),
                                                          key=lambda c: c.calendar),
-            mentor=None,
+            mentor=None, private=False,
         )
 
-    def mentor(self, snapshot: Snapshot, live: Live, mentor: Mentor, lang: str) -> str:
+    def mentor(self, snapshot: Snapshot, live: Live, mentor: Mentor, lang: str,
+               private_path: str | None = None) -> str:
         template = self.env.get_template("index.html")
         own = snapshot.feed("mentor", mentor.id)
-        links = [] if own is None or self.settings.private_feeds else [self.link(own)]
+        links = []
+        if own is not None and private_path is not None:
+            links = [self.link(own, private_path)]
+        elif own is not None and not self.settings.private_feeds:
+            links = [self.link(own)]
         return template.render(
             t=TEXTS[lang], lang=lang, snapshot=snapshot, programme=snapshot.programme,
             days=self.rows(snapshot, snapshot.programme.sessions_of(mentor.id), lang),
             links=links, error=live.programme_error,
             calendars=[c for c in live.calendars.values() if c.mentor == mentor.id],
-            mentor=mentor,
+            mentor=mentor, private=private_path is not None,
         )

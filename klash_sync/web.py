@@ -19,6 +19,7 @@ from .http import accepts_gzip, http_date, not_modified, preferred_language
 from .live import Live
 from .page import Page
 from .settings import Settings
+from .tokens import FeedKeys
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 
 _FEED = re.compile(r"^/feeds/(?:programme|mentors/[a-z0-9-]{1,64}|municipalities/[a-z0-9-]{1,64})\.ics$")
-_MENTOR_PAGE = re.compile(r"^/mentors/(?P<id>[a-z0-9-]{1,64})$")
+_PRIVATE_FEED = re.compile(r"^/feeds/mentors/(?P<id>[a-z0-9-]{1,64})/(?P<token>[A-Za-z0-9_-]{1,64})\.ics$")
+_MENTOR_PAGE = re.compile(r"^/mentors/(?P<id>[a-z0-9-]{1,64})(?:/(?P<token>[A-Za-z0-9_-]{1,64}))?$")
 _SAFE = ("GET", "HEAD")
 _SECURITY_HEADERS = [
     ("X-Content-Type-Options", "nosniff"),
@@ -46,8 +48,10 @@ class App:
         health: Callable[[], tuple[int, bytes]] | None = None,
         metrics: Callable[[], bytes] | None = None,
         on_request: Callable[[str, int], None] | None = None,
+        keys: FeedKeys | None = None,
     ) -> None:
         self.live = live
+        self.keys = keys
         self.settings = settings
         self.dav = dav
         self.health = health
@@ -66,7 +70,7 @@ class App:
         try:
             return self._route(environ, start_response, path)
         except Exception:  # a bug: log it for the operator, show nothing to the client
-            log.exception("internal error serving %s", _printable(path))
+            log.exception("internal error serving %s", _printable(path.rsplit("/", 1)[0]) + "/…")
             return _plain(start_response, "500 Internal Server Error", b"Internal server error\n")
 
     def _route(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
@@ -75,6 +79,8 @@ class App:
             return _plain(start_response, "405 Method Not Allowed", b"Method not allowed\n",
                           extra=[("Allow", "GET, HEAD")])
         head = method == "HEAD"
+        if _has_body(environ):  # a GET with a body is a smuggling attempt or a broken client
+            return _plain(start_response, "400 Bad Request", b"A GET or HEAD request has no body\n")
         snapshot = self.live.snapshot
         if path == "/healthz" and self.health is not None:
             status, body = self.health()
@@ -92,6 +98,12 @@ class App:
             if feed is None or not self._feed_visible(feed):
                 return self._not_found(start_response, path)
             return self._feed(environ, start_response, feed, head)
+        m = _PRIVATE_FEED.match(path)
+        if m:
+            feed = snapshot.feeds.get(f"/feeds/mentors/{m['id']}.ics")
+            if feed is None or not self._token_ok(m["id"], m["token"]):
+                return self._not_found(start_response, path)
+            return self._feed(environ, start_response, feed, head, private=True)
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
         lang = preferred_language(environ, query, ("fi", "en"))
         if path in ("/", "/index.html"):
@@ -102,9 +114,17 @@ class App:
             mentor = snapshot.programme.mentor(m["id"])
             if mentor is None:
                 return self._not_found(start_response, path)
-            body = self.page.mentor(snapshot, self.live, mentor, lang).encode()
-            return self._html(start_response, body, head, lang)
+            private_path = None
+            if m["token"] is not None:
+                if not self._token_ok(mentor.id, m["token"]):
+                    return self._not_found(start_response, path)
+                private_path = f"/feeds/mentors/{mentor.id}/{m['token']}.ics"
+            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path).encode()
+            return self._html(start_response, body, head, lang, private=private_path is not None)
         return self._not_found(start_response, path)
+
+    def _token_ok(self, mentor_id: str, token: str) -> bool:
+        return self.settings.private_feeds and self.keys is not None and self.keys.valid(mentor_id, token)
 
     def _feed_visible(self, feed: Feed) -> bool:
         if feed.kind == "mentor":
@@ -112,14 +132,16 @@ class App:
         return self.settings.public_feeds
 
     def _feed(
-        self, environ: dict, start_response: StartResponse, feed: Feed, head: bool
+        self, environ: dict, start_response: StartResponse, feed: Feed, head: bool,
+        *, private: bool = False,
     ) -> Iterable[bytes]:
         gz = accepts_gzip(environ)
         etag = feed.etag if not gz else feed.etag[:-1] + '-gz"'
         headers = [
             ("ETag", etag),
             ("Last-Modified", http_date(feed.last_modified)),
-            ("Cache-Control", "no-cache"),
+            # A secret address must not be kept by shared caches.
+            ("Cache-Control", "private, no-cache" if private else "no-cache"),
             ("Vary", "Accept-Encoding"),
         ]
         if not_modified(environ, (feed.etag, feed.etag[:-1] + '-gz"'), feed.last_modified):
@@ -136,11 +158,12 @@ class App:
                         extra=headers)
 
     def _html(
-        self, start_response: StartResponse, body: bytes, head: bool, lang: str
+        self, start_response: StartResponse, body: bytes, head: bool, lang: str,
+        *, private: bool = False,
     ) -> Iterable[bytes]:
         return _respond(start_response, "200 OK", "text/html; charset=utf-8", body, head, extra=[
             ("Content-Language", lang),
-            ("Cache-Control", "no-cache"),
+            ("Cache-Control", "private, no-store" if private else "no-cache"),
             ("Vary", "Accept-Language"),
             ("Content-Security-Policy",
              "default-src 'none'; style-src 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
@@ -177,6 +200,15 @@ def _plain(
 ) -> Iterable[bytes]:
     return _respond(start_response, status, "text/plain; charset=utf-8", body, False,
                     extra=[("Cache-Control", "no-store"), *(extra or [])])
+
+
+def _has_body(environ: dict) -> bool:
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        return True
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0) > 0
+    except ValueError:
+        return True
 
 
 def _printable(path: str) -> str:

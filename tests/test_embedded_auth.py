@@ -1,0 +1,100 @@
+"""The embedded CalDAV server: always authenticated, mentors read only their own calendar."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+
+from klash_sync.config import load
+from klash_sync.feeds import publish
+from klash_sync.live import Live
+from klash_sync.settings import Settings
+from klash_sync.state import Store
+from klash_sync.sync import Syncer
+from klash_sync.targets.embedded import SERVICE_USER, Embedded
+
+from .conftest import SHIPPED, fetch
+from .servers import foreign_event
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+def dav(serve_live, tmp_path):
+    state = tmp_path / "state"
+    embedded = Embedded(state)
+    store = Store(state / "state.sqlite3")
+    live = Live()
+    site = serve_live(live)
+    site.app.dav = embedded.mounted
+    settings = Settings(state_dir=state, _env_file=None)  # type: ignore[call-arg]
+    snapshot = publish(load(SHIPPED), store, now=datetime(2026, 1, 1, tzinfo=UTC), base_url=site.url)
+    live.set_snapshot(snapshot)
+    report = Syncer(settings, store, embedded=embedded, dav_base=site.url).run(snapshot)
+    assert report.ok, [r.error for r in report.results]
+    passwords = {m: embedded.set_password(m) for m in ("milja-kopsi", "ulla-nord")}
+    yield site, embedded, passwords
+    store.close()
+
+
+MILJA = "/dav/klash.service/milja-kopsi/"
+
+
+def test_without_credentials_401(dav):
+    site, _, _ = dav
+    for method in ("GET", "PROPFIND", "PUT", "DELETE"):
+        r = fetch(site.url, MILJA, method)
+        assert r.status == 401, method
+        assert "basic" in r.headers.get("www-authenticate", "").lower()
+    assert fetch(site.url, "/dav/", "PROPFIND").status == 401
+
+
+def test_wrong_password_401(dav):
+    site, _, passwords = dav
+    wrong = basic("milja-kopsi", passwords["milja-kopsi"] + "x")
+    assert fetch(site.url, MILJA, "PROPFIND", {**wrong, "Depth": "0"}).status == 401
+    assert fetch(site.url, MILJA, "PROPFIND", {**basic(SERVICE_USER, "guess"), "Depth": "0"}).status == 401
+
+
+def test_mentor_reads_own_calendar_only(dav):
+    site, _, passwords = dav
+    milja = basic("milja-kopsi", passwords["milja-kopsi"])
+    own = fetch(site.url, MILJA, "PROPFIND", {**milja, "Depth": "1"})
+    assert own.status == 207 and b"joensuu-2019-10-01.ics" in own.body
+    event = fetch(site.url, MILJA + "joensuu-2019-10-01.ics", headers=milja)
+    assert event.status == 200 and b"UID:joensuu-2019-10-01@" in event.body
+    # Another mentor's calendar: 403 with Milja's credentials.
+    other = fetch(site.url, "/dav/klash.service/ulla-nord/", "PROPFIND", {**milja, "Depth": "1"})
+    assert other.status == 403
+    assert fetch(site.url, "/dav/klash.service/ulla-nord/vantaa-2019-10-08.ics", headers=milja).status == 403
+
+
+def test_mentor_cannot_write_even_to_own_calendar(dav):
+    site, _, passwords = dav
+    milja = basic("milja-kopsi", passwords["milja-kopsi"])
+    put = fetch(site.url, MILJA + "mine.ics", "PUT", {**milja, "Content-Type": "text/calendar"},
+                foreign_event())
+    assert put.status == 403
+    assert fetch(site.url, MILJA + "joensuu-2019-10-01.ics", "DELETE", milja).status == 403
+    assert fetch(site.url, MILJA, "DELETE", milja).status == 403
+    assert fetch(site.url, "/dav/milja-kopsi/new/", "MKCALENDAR", milja).status == 403
+    # The service account can write.
+    service = basic(SERVICE_USER, dav[1].service_password)
+    assert fetch(site.url, MILJA + "probe.ics", "PUT", {**service, "Content-Type": "text/calendar"},
+                 foreign_event()).status in (201, 204)
+
+
+def test_passwords_are_stored_only_as_bcrypt_hashes(dav):
+    _, embedded, passwords = dav
+    text = embedded.htpasswd.read_text()
+    for user, password in passwords.items():
+        line = next(entry for entry in text.splitlines() if entry.startswith(user + ":"))
+        assert line.split(":", 1)[1].startswith("$2b$")
+        assert password not in text
+    assert embedded.service_password not in text
+    assert oct(embedded.htpasswd.stat().st_mode & 0o777) == "0o600"
+    assert oct((embedded.root / "service.password").stat().st_mode & 0o777) == "0o600"
