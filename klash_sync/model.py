@@ -59,6 +59,12 @@ def _one_line(value: str) -> str:
     return value.strip()
 
 
+def _not_empty(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
 def _multi_line(value: str) -> str:
     value = value.replace("\r\n", "\n").replace("\r", "\n")
     if _CONTROL_RE.search(value):
@@ -86,7 +92,7 @@ def _duration(value: object) -> timedelta:
 
 Slug = Annotated[str, StringConstraints(max_length=64), AfterValidator(_slug)]
 OneLine = Annotated[str, StringConstraints(max_length=500), AfterValidator(_one_line)]
-RequiredLine = Annotated[OneLine, StringConstraints(min_length=1)]
+RequiredLine = Annotated[OneLine, AfterValidator(_not_empty)]
 MultiLine = Annotated[str, StringConstraints(max_length=200_000), AfterValidator(_multi_line)]
 Reminder = Annotated[timedelta, BeforeValidator(_duration)]
 HttpUrl = Annotated[
