@@ -57,7 +57,8 @@ BAD: list[tuple[str, bytes]] = [
     # overlong URLs and headers
     ("overlong url", req(b"GET /" + LONG + b" HTTP/1.1")),
     ("overlong header", req(b"GET / HTTP/1.1", b"X-Long: " + LONG)),
-    ("too many headers", req(b"GET / HTTP/1.1", *[b"X-H%d: %s" % (n, b"v" * 100) for n in range(200)])),
+    ("too many headers",
+     req(b"GET / HTTP/1.1", *[b"X-H%d: %s" % (n, b"v" * 100) for n in range(200)])),
     ("overlong mentor id", req(b"GET /feeds/mentors/" + b"m" * 5000 + b".ics HTTP/1.1")),
     # odd methods
     ("POST", req(b"POST / HTTP/1.1", b"Content-Length: 1", body=b"x")),
@@ -71,7 +72,8 @@ BAD: list[tuple[str, bytes]] = [
     ("unknown method", req(b"FOO / HTTP/1.1")),
     ("lower-case method", req(b"get / HTTP/1.1")),
     ("MKCALENDAR root", req(b"MKCALENDAR / HTTP/1.1")),
-    ("dav PUT without auth", req(b"PUT /dav/klash.service/x/y.ics HTTP/1.1", b"Content-Length: 1", body=b"x")),
+    ("dav PUT without auth",
+     req(b"PUT /dav/klash.service/x/y.ics HTTP/1.1", b"Content-Length: 1", body=b"x")),
     ("dav DELETE without auth", req(b"DELETE /dav/klash.service/ HTTP/1.1")),
     # Range on something that does not exist
     ("range on unknown", req(b"GET /nope.ics HTTP/1.1", b"Range: bytes=0-10")),
@@ -82,7 +84,8 @@ BAD: list[tuple[str, bytes]] = [
     # a body on GET or HEAD
     ("GET with body", req(b"GET / HTTP/1.1", b"Content-Length: 5", body=b"hello")),
     ("GET feed with chunked body",
-     req(b"GET /feeds/programme.ics HTTP/1.1", b"Transfer-Encoding: chunked", body=b"5\r\nhello\r\n0\r\n\r\n")),
+     req(b"GET /feeds/programme.ics HTTP/1.1", b"Transfer-Encoding: chunked",
+         body=b"5\r\nhello\r\n0\r\n\r\n")),
     ("HEAD with body", req(b"HEAD / HTTP/1.1", b"Content-Length: 3", body=b"abc")),
     # malformed requests
     ("no path", b"GET\r\n\r\n"),
@@ -189,7 +192,7 @@ def test_a_500_shows_no_traceback_or_path(serve_live, tmp_path):
     site = serve_live(live)
 
     class Broken:
-        feeds: dict = {}
+        feeds: dict[str, object] = {}  # noqa: RUF012 (a stand-in snapshot, never mutated)
         programme = None  # the page will fail on this
 
     live.snapshot = Broken()  # type: ignore[assignment]
