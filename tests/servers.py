@@ -10,6 +10,7 @@ dropped connection, malformed XML, a 412.
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 import time
 import uuid
@@ -28,9 +29,9 @@ PASSWORDS = {"alice": "alice-pw-1234", "bob": "bob-pw-5678", "carol": "carol-pw-
 
 @dataclass
 class Fault:
-    """What to do to matching requests: kind in {'500', 'hang', 'close', 'badxml', '412', 'down'}."""
+    """What to do to matching requests."""
 
-    kind: str
+    kind: str  # '500', 'hang', 'badxml', '412', 'echo' ('close' is TcpProxy's job)
     path_prefix: str = "/"
     methods: tuple[str, ...] = ()
     times: int = 10**9  # how many requests to spoil
@@ -89,6 +90,10 @@ class Recorder:
         if fault.kind == "412":
             start_response("412 Precondition Failed", [("Content-Type", "text/plain")])
             return [b"precondition failed"]
+        if fault.kind == "echo":  # a server that puts the request, credentials and all, in its error
+            echoed = "\n".join(f"{k}: {v}" for k, v in environ.items() if k.startswith("HTTP_"))
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [echoed.encode()]
         if fault.kind == "badxml":
             start_response("207 Multi-Status", [("Content-Type", "application/xml")])
             return [b"<?xml version='1.0'?><d:multistatus xmlns:d='DAV:'><d:response><d:href>"]
@@ -201,3 +206,63 @@ def foreign_event(uid: str | None = None, summary: str = "Hammaslääkäri") -> 
         f"SUMMARY:{summary}\r\n"
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
     ).encode()
+
+
+class TcpProxy:
+    """A TCP relay in front of a server; in mode 'close' it drops each connection unanswered.
+
+    Closing a connection in the middle of an exchange is something a healthy WSGI server
+    cannot be made to do, so this does it at the socket level.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        import socket
+
+        self.upstream = upstream_port
+        self.mode = "pass"
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self._stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.mode == "close":
+                client.settimeout(2)
+                with contextlib.suppress(OSError):
+                    client.recv(65536)
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: Any, dst: Any) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)
+
+    def close(self) -> None:
+        self._stop = True
+        self.listener.close()

@@ -17,6 +17,7 @@ one-line reason that never contains a credential.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import posixpath
@@ -33,6 +34,7 @@ from ..errors import (
     TargetProtocolError,
     TargetUnreachable,
 )
+from ..logs import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,10 @@ class CalDAVCalendar:
     def __init__(self, endpoint: Endpoint, *, collection_url: str | None = None) -> None:
         import caldav  # the one place the library is imported
 
+        # The password, and the Basic credentials built from it, never reach a log line,
+        # even when a server echoes our request into an error page that a library logs.
+        register_secret(endpoint.password)
+        register_secret(base64.b64encode(f"{endpoint.username}:{endpoint.password}".encode()).decode())
         self.endpoint = endpoint
         self.collection_url = collection_url
         try:
