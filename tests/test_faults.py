@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import icalendar
 import pytest
@@ -27,7 +26,7 @@ from klash_sync.state import Store
 
 from .conftest import ROOT, fetch
 from .servers import PASSWORDS, Fault, TcpProxy, foreign_event, start_radicale
-from .test_caldav_sync import ENV, World, mentor_block
+from .test_caldav_sync import World
 from .test_daemon_process import start_daemon, stop, wait_for
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -97,7 +96,8 @@ def test_server_fault_reported_for_that_mentor_alone_then_converges(tmp_path, ra
         assert by["milja-kopsi"].ok, by["milja-kopsi"].error
         assert not by["ulla-nord"].ok
         error = by["ulla-nord"].error
-        assert words in error and "\n" not in error and len(error) < 300, error
+        assert words in error, error
+        assert "\n" not in error and len(error) < 300, error
         assert our_events(radicale, "alice") == ["a", "c"]
         # The fault goes away: the next sync converges, with no duplicates.
         radicale.recorder.faults.clear()
@@ -146,7 +146,8 @@ def test_truncated_state_store_reconciles_and_deletes_nothing_unproven(tmp_path,
     assert radicale.recorder.count(methods={"PUT", "DELETE"}) == 0, "the content was already right"
     # Removing a session: ours is deleted, the lookalikes are not.
     assert world.sync(two_mentor_programme(radicale.base, radicale.base, {"a": "2019-10-01"})).ok
-    assert our_events(radicale, "alice").count("a") == 1 and "b" not in our_events(radicale, "alice")
+    assert our_events(radicale, "alice").count("a") == 1
+    assert "b" not in our_events(radicale, "alice")
     for name, body in before.items():
         assert fetch(radicale.base, collection + name, headers=radicale.auth("alice")).body == body
     world.store.close()
@@ -163,7 +164,8 @@ def test_secrets_appear_nowhere(tmp_path, radicale):
              f'url = "{radicale.base}/alice/"\nusername = "alice"\npassword_env = "PW_WRONG"\n')
     text += (f'\n[[mentors]]\nid = "ulla-nord"\nname = "Ulla"\n[mentors.caldav]\n'
              f'url = "{radicale.base}/bob/"\nusername = "bob"\npassword_file = "{secret_file}"\n')
-    text += '\n[[sessions]]\nid = "s"\ntitle = "S"\ndate = 2019-10-01\nmentors = ["milja-kopsi", "ulla-nord"]\n'
+    text += ('\n[[sessions]]\nid = "s"\ntitle = "S"\ndate = 2019-10-01\n'
+             'mentors = ["milja-kopsi", "ulla-nord"]\n')
     path = tmp_path / "programme.toml"
     path.write_text(text)
     # Bob's server echoes every request header, Authorization included, in its 500 page.
@@ -194,7 +196,8 @@ def test_secrets_appear_nowhere(tmp_path, radicale):
                               capture_output=True, text=True, timeout=60)
         outputs += [done.stdout, done.stderr]
     everything = "\n".join(outputs)
-    assert "ulla-nord" in everything and "milja-kopsi" in everything  # we did look at real output
+    assert "ulla-nord" in everything
+    assert "milja-kopsi" in everything
     for secret in secrets:
         assert secret not in everything
 
@@ -257,6 +260,7 @@ def test_ten_thousand_feed_requests_from_another_process(tmp_path):
     print(f"\n10,000 feed requests: {result['statuses']}, share of 304s {result['share_304']:.1%}, "
           f"{result['rps']} requests/s")
     assert result["requests"] == 10_000
-    assert result["errors"] == {} and result["non_2xx_3xx"] == 0
+    assert result["errors"] == {}
+    assert result["non_2xx_3xx"] == 0
     assert set(result["statuses"]) == {"200", "304"}
     assert result["statuses"]["304"] == 5000

@@ -1,0 +1,46 @@
+"""Dependency hygiene: every lower bound is the pinned version the suite and the image use."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.metadata import version
+
+from packaging.requirements import Requirement
+
+from .conftest import ROOT
+
+
+def pins() -> dict[str, str]:
+    found = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            found[name.lower().replace("_", "-")] = pinned
+    return found
+
+
+def runtime_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(r) for r in project["dependencies"]]
+
+
+def test_every_lower_bound_is_the_pinned_version():
+    pinned = pins()
+    for req in runtime_requirements():
+        name = req.name.lower().replace("_", "-")
+        lower = [s.version for s in req.specifier if s.operator == ">="]
+        assert lower == [pinned[name]], f"{req}: lower bound must equal the pin {pinned.get(name)}"
+
+
+def test_the_suite_runs_on_the_pinned_versions():
+    pinned = pins()
+    for req in runtime_requirements():
+        assert version(req.name) == pinned[req.name.lower().replace("_", "-")], req.name
+
+
+def test_constraints_pin_everything_the_image_installs():
+    pinned = pins()
+    assert all(pinned.values())
+    for req in runtime_requirements():
+        assert req.name.lower().replace("_", "-") in pinned
