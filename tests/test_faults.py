@@ -97,7 +97,8 @@ def test_server_fault_reported_for_that_mentor_alone_then_converges(tmp_path, ra
         assert not by["ulla-nord"].ok
         error = by["ulla-nord"].error
         assert words in error, error
-        assert "\n" not in error and len(error) < 300, error
+        assert "\n" not in error, error
+        assert len(error) < 300, error
         assert our_events(radicale, "alice") == ["a", "c"]
         # The fault goes away: the next sync converges, with no duplicates.
         radicale.recorder.faults.clear()
