@@ -65,6 +65,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings(args)
     snapshot, store = _snapshot(settings)
+    if args.all:
+        from .static import export_all
+        from .tokens import FeedKeys
+
+        try:
+            version = export_all(snapshot, settings, Path(args.all), FeedKeys.from_settings(settings, store))
+        finally:
+            store.close()
+        print(f"exported {len(snapshot.feeds)} feeds and the page to {args.all} (-> {version.name})",
+              file=sys.stderr)
+        return EXIT_OK
     store.close()
     if args.mentor:
         path = feed_path("mentor", args.mentor)
@@ -103,7 +114,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     programme = load(settings.programme)  # fail before binding a port
     live = Live()
     store = Store(settings.state_db)
-    app = App(live, settings, keys=FeedKeys.from_settings(settings, store))
+    app = App(live, settings, keys=FeedKeys.from_settings(settings, store),
+              changes=lambda: store.recent_changes(30))
     server, settings = bind(app, settings)
     live.set_snapshot(publish(programme, store, now=_now(), base_url=settings.base_url))
     log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
@@ -332,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--mentor", metavar="ID", help="only this mentor's sessions")
     which.add_argument("--municipality", metavar="SLUG",
                        help="this municipality's sessions plus the joint ones")
+    which.add_argument("--all", metavar="DIR",
+                       help="every feed and the page into DIR (a symlink swapped atomically), "
+                       "for nginx, a CDN or object storage")
     p.add_argument("-o", "--output", metavar="FILE", help="output file (default: standard output)")
     p.set_defaults(func=cmd_export)
 

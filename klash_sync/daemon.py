@@ -61,6 +61,7 @@ class Daemon:
             dav=self.embedded.mounted if self.embedded else None,
             health=self._health, metrics=self.metrics.render, on_request=self.metrics.request,
             keys=FeedKeys.from_settings(settings, self.store),
+            changes=lambda: self.store.recent_changes(30),
         )
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
         self.inflight: dict[str, Future] = {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from .changes import describe, summary
 from .ical import Revision, calendar_bytes, event_bytes, fingerprint, start_instant
 from .model import Programme, Session
 from .state import Store
@@ -66,7 +67,15 @@ def feed_path(kind: str, key: str = "") -> str:
 def publish(programme: Programme, store: Store, *, now: datetime, base_url: str) -> Snapshot:
     """Render a programme: revise it in the store, render each event once, build each feed."""
     prints = {s.id: fingerprint(s, programme, base_url=base_url) for s in programme.sessions}
-    revisions, happened = store.revise(prints, now)
+    summaries = {s.id: summary(s, programme) for s in programme.sessions}
+    revised = store.revise(prints, now, summaries)
+    revisions, happened = revised.revisions, revised.happened
+    if not revised.first:
+        entries = []
+        for sid in sorted(happened):
+            fi, en = describe(happened[sid], revised.previous.get(sid), summaries.get(sid))
+            entries.append((now, sid, happened[sid], fi, en))
+        store.add_changes(entries)
     events = {
         s.id: event_bytes(s, programme, revision=revisions[s.id], base_url=base_url)
         for s in programme.sessions

@@ -7,12 +7,16 @@ default and English on request; the words live in ``TEXTS`` below.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from itertools import groupby
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+import segno
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from .feeds import Feed, Snapshot
 from .ical import start_instant, when
@@ -22,48 +26,84 @@ from .settings import Settings
 
 TEXTS: dict[str, dict[str, str]] = {
     "fi": {
-        "lang_name": "suomeksi", "other_lang": "In English", "other_code": "en",
+        "other_lang": "In English", "other_code": "en", "navigation": "Sivut",
         "programme": "Ohjelma", "subscribe": "Tilaa kalenteriin", "all_day": "koko päivä",
-        "mentors": "Mentorit", "place": "Paikka", "municipality": "Kunta",
-        "joint": "Yhteinen tilaisuus kaikille tiimeille", "cancelled": "Peruttu",
-        "tentative": "Alustava", "whole": "Koko ohjelma", "copy": "Kopioi linkki",
-        "copied": "Kopioitu!", "webcal": "Tilaa (webcal)", "https": "Linkki (https)",
-        "no_sessions": "Ei tilaisuuksia.", "mentor_feed": "Oma kalenterisi",
-        "status": "Tilanne", "loaded": "Ohjelma luettu", "calendar": "Kalenteri",
-        "in_sync": "ajan tasalla", "failing_since": "epäonnistunut alkaen",
-        "never": "ei vielä synkronoitu", "last_sync": "viimeisin synkronointi",
-        "error_title": "Ohjelmatiedostossa on virhe – edellinen toimiva versio on käytössä",
-        "back": "Koko ohjelma", "municipalities": "Kunnat",
+        "mentors": "Mentorit", "mentor": "Mentori", "municipality": "Kunta",
+        "joint": "yhteinen tilaisuus kaikille tiimeille", "cancelled": "Peruttu",
+        "tentative": "Alustava", "copy_link": "Kopioi linkki", "copied": "Kopioitu!",
+        "webcal": "Tilaa kalenteriin", "https": "Avaa .ics-tiedosto",
+        "qr": "Skannaa puhelimella", "no_sessions": "Ei tilaisuuksia.",
+        "no_links": "Syötteet eivät ole julkisia: pyydä omaa tilausosoitettasi järjestäjältä.",
+        "your_calendar": "Oma kalenterisi", "no_calendar": "Tapahtumia ei viedä kalenteriisi suoraan; "
+        "tilaa syöte alta.", "status": "Tilanne järjestäjille", "loaded": "Ohjelma luettu",
+        "file_broken": "tiedostossa on virhe", "in_sync": "ajan tasalla",
+        "failing_since": "epäonnistunut", "last_sync": "viimeisin synkronointi",
+        "state": "Tila", "calendars_caption": "Mentorien kalenterit",
+        "no_calendars": "Kalentereita ei ole vielä synkronoitu.",
+        "error_title": "Ohjelmatiedostossa on virhe",
+        "error_help": "Muutosta ei ole otettu käyttöön: kalentereissa ja syötteissä on edellinen "
+                      "toimiva versio. Korjaa tiedosto; korjaus otetaan käyttöön heti.",
+        "back": "Koko ohjelma", "how": "Näin tilaat",
         "how_google": "Google-kalenteri: Muut kalenterit → + → URL-osoitteen perusteella, liitä "
-                      "https-linkki. Google päivittää tilaukset vain muutaman tunnin välein.",
-        "how_apple": "Apple-kalenteri: Arkisto → Uusi kalenteritilaus (iPhone: Asetukset → "
-                     "Kalenteri → Tilit → Lisää tili → Muu), tai napauta webcal-linkkiä.",
-        "how_outlook": "Outlook: Lisää kalenteri → Tilaa verkosta, liitä https-linkki.",
+                      "linkki. Google päivittää tilatut kalenterit vain muutaman tunnin välein.",
+        "how_apple": "Apple-kalenteri (iPhone, Mac): napauta ”Tilaa kalenteriin” tai valitse "
+                     "Arkisto → Uusi kalenteritilaus ja liitä linkki.",
+        "how_outlook": "Outlook: Lisää kalenteri → Tilaa verkosta, liitä linkki.",
         "changes": "Muutokset", "no_changes": "Ei muutoksia vielä.",
+        "atom": "Muutokset syötteenä (Atom)",
         "private_note": "Tämä osoite on henkilökohtainen: älä jaa sitä.",
     },
     "en": {
-        "lang_name": "in English", "other_lang": "Suomeksi", "other_code": "fi",
+        "other_lang": "Suomeksi", "other_code": "fi", "navigation": "Pages",
         "programme": "Programme", "subscribe": "Subscribe", "all_day": "all day",
-        "mentors": "Mentors", "place": "Place", "municipality": "Municipality",
-        "joint": "Joint session for all teams", "cancelled": "Cancelled",
-        "tentative": "Tentative", "whole": "Whole programme", "copy": "Copy link",
-        "copied": "Copied!", "webcal": "Subscribe (webcal)", "https": "Link (https)",
-        "no_sessions": "No sessions.", "mentor_feed": "Your own calendar",
-        "status": "Status", "loaded": "Programme loaded", "calendar": "Calendar",
-        "in_sync": "in sync", "failing_since": "failing since",
-        "never": "not synced yet", "last_sync": "last sync",
-        "error_title": "The programme file has an error – the last good version is in use",
-        "back": "Whole programme", "municipalities": "Municipalities",
-        "how_google": "Google Calendar: Other calendars → + → From URL, paste the https link. "
-                      "Google refreshes subscriptions only every several hours.",
-        "how_apple": "Apple Calendar: File → New Calendar Subscription (iPhone: Settings → "
-                     "Calendar → Accounts → Add Account → Other), or tap the webcal link.",
-        "how_outlook": "Outlook: Add calendar → Subscribe from web, paste the https link.",
+        "mentors": "Mentors", "mentor": "Mentor", "municipality": "Municipality",
+        "joint": "joint session for all teams", "cancelled": "Cancelled",
+        "tentative": "Tentative", "copy_link": "Copy link", "copied": "Copied!",
+        "webcal": "Add to calendar", "https": "Open the .ics file",
+        "qr": "Scan with a phone", "no_sessions": "No sessions.",
+        "no_links": "The feeds are not public: ask the organiser for your own address.",
+        "your_calendar": "Your calendar", "no_calendar": "Events are not pushed to your calendar; "
+        "subscribe to the feed below.", "status": "Status for organisers",
+        "loaded": "Programme loaded", "file_broken": "the file has an error",
+        "in_sync": "in sync", "failing_since": "failing since", "last_sync": "last sync",
+        "state": "State", "calendars_caption": "Mentors' calendars",
+        "no_calendars": "No calendar has been synced yet.",
+        "error_title": "The programme file has an error",
+        "error_help": "The edit has not been applied: calendars and feeds keep the last good "
+                      "version. Fix the file; the fix is applied at once.",
+        "back": "Whole programme", "how": "How to subscribe",
+        "how_google": "Google Calendar: Other calendars → + → From URL, paste the link. "
+                      "Google refreshes subscribed calendars only every several hours.",
+        "how_apple": "Apple Calendar (iPhone, Mac): tap “Add to calendar”, or File → New "
+                     "Calendar Subscription and paste the link.",
+        "how_outlook": "Outlook: Add calendar → Subscribe from web, paste the link.",
         "changes": "What changed", "no_changes": "No changes yet.",
+        "atom": "Changes as a feed (Atom)",
         "private_note": "This address is personal: do not share it.",
     },
 }
+
+# The page works without JavaScript; this only adds the copy buttons. Its hash goes into
+# the Content-Security-Policy, so no other inline script can run.
+SCRIPT = """
+for (const b of document.querySelectorAll('button.copy')) {
+  b.hidden = false;
+  b.addEventListener('click', async () => {
+    const label = b.textContent;
+    try { await navigator.clipboard.writeText(b.dataset.copy); b.textContent = b.dataset.done; }
+    catch (e) { window.prompt('', b.dataset.copy); }
+    setTimeout(() => { b.textContent = label; }, 2500);
+  });
+}
+"""
+SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
+
+
+@lru_cache(maxsize=4096)
+def qr_svg(url: str, title: str) -> str:
+    """An inline SVG QR code (segno escapes the title)."""
+    return segno.make(url, error="m").svg_inline(scale=3, title=title, dark="#000", light="#fff")
+
 
 _WEEKDAYS = {
     "fi": ["ma", "ti", "ke", "to", "pe", "la", "su"],
@@ -85,6 +125,7 @@ class Link:
     title: str
     https: str
     webcal: str
+    qr: str
 
 
 def day_label(day: date, lang: str) -> str:
@@ -106,11 +147,13 @@ def time_label(session: Session, tz: ZoneInfo, lang: str) -> str:
 class Page:
     """Renders the pages from a snapshot; holds the template environment."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, change_source=None) -> None:  # noqa: ANN001
         self.settings = settings
+        self.change_source = change_source
         self.env = Environment(
             loader=PackageLoader("klash_sync", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,  # a missing text is an error in tests, not a blank page
             trim_blocks=True,
             lstrip_blocks=True,
         )
@@ -118,7 +161,29 @@ class Page:
     def link(self, feed: Feed, path: str | None = None) -> Link:
         https = self.settings.base_url + (path or feed.path)
         webcal = "webcal://" + https.split("://", 1)[1]
-        return Link(feed.title, https, webcal)
+        return Link(feed.title, https, webcal, qr_svg(https, f"QR: {feed.title}"))
+
+    def _common(self, snapshot: Snapshot, live: Live, lang: str) -> dict:
+        tz = ZoneInfo(snapshot.programme.programme.timezone)
+
+        def fmt(moment: datetime | None) -> str:
+            if moment is None:
+                return "–"
+            local = moment.astimezone(tz)
+            if lang == "fi":
+                return f"{local.day}.{local.month}.{local.year} klo {local:%H.%M}"
+            return f"{local:%Y-%m-%d %H:%M}"
+
+        t = dict(TEXTS[lang])
+        return {
+            "t": t, "lang": lang, "snapshot": snapshot, "programme": snapshot.programme,
+            "error": live.programme_error, "fmt": fmt, "script": SCRIPT,
+            "changes": self.changes(),
+            "names": {m.id: m.name for m in snapshot.programme.mentors},
+        }
+
+    def changes(self) -> list:
+        return self.change_source() if self.change_source is not None else []
 
     def rows(self, snapshot: Snapshot, sessions: tuple[Session, ...] | None, lang: str
              ) -> list[tuple[str, list[Row]]]:
@@ -144,10 +209,9 @@ class Page:
     def index(self, snapshot: Snapshot, live: Live, lang: str) -> str:
         template = self.env.get_template("index.html")
         return template.render(
-            t=TEXTS[lang], lang=lang, snapshot=snapshot, programme=snapshot.programme,
+            **self._common(snapshot, live, lang),
             days=self.rows(snapshot, None, lang), links=self.feeds(snapshot),
-            error=live.programme_error, calendars=sorted(live.calendars.values(),
-                                                         key=lambda c: c.calendar),
+            calendars=sorted(live.calendars.values(), key=lambda c: (c.mentor, c.calendar)),
             mentor=None, private=False,
         )
 
@@ -161,9 +225,9 @@ class Page:
         elif own is not None and not self.settings.private_feeds:
             links = [self.link(own)]
         return template.render(
-            t=TEXTS[lang], lang=lang, snapshot=snapshot, programme=snapshot.programme,
+            **self._common(snapshot, live, lang),
             days=self.rows(snapshot, snapshot.programme.sessions_of(mentor.id), lang),
-            links=links, error=live.programme_error,
+            links=links,
             calendars=[c for c in live.calendars.values() if c.mentor == mentor.id],
             mentor=mentor, private=private_path is not None,
         )

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     sequence INTEGER NOT NULL,
     created TEXT NOT NULL,
     changed TEXT NOT NULL,
-    removed TEXT
+    removed TEXT,
+    summary TEXT
 );
 CREATE TABLE IF NOT EXISTS feeds (
     name TEXT PRIMARY KEY,
@@ -87,6 +88,16 @@ class Item:
     hash: str
 
 
+@dataclass
+class Revised:
+    """The outcome of recording a programme version in the store."""
+
+    revisions: dict[str, Revision]
+    happened: dict[str, str]  # session id -> added | changed | removed | restored
+    previous: dict[str, dict | None]  # summaries of changed and removed sessions, before
+    first: bool  # the store knew no sessions: this is the initial import
+
+
 @dataclass(frozen=True)
 class CalendarRecord:
     """A calendar we write to: its key, its mentor, how to reach it (no secrets), its URL."""
@@ -130,6 +141,9 @@ class Store:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+        if "summary" not in columns:  # stores made before the change log existed
+            db.execute("ALTER TABLE sessions ADD COLUMN summary TEXT")
         return db
 
     def _open(self, path: Path) -> sqlite3.Connection:
@@ -165,51 +179,57 @@ class Store:
     # ------------------------------------------------------------ sessions
 
     def revise(
-        self, fingerprints: Mapping[str, str], now: datetime
-    ) -> tuple[dict[str, Revision], dict[str, str]]:
+        self, fingerprints: Mapping[str, str], now: datetime,
+        summaries: Mapping[str, dict] | None = None,
+    ) -> Revised:
         """Record the programme's sessions; return each one's revision and what happened.
 
         A session whose fingerprint changed gets SEQUENCE + 1 and ``changed = now``; a
         new one starts at 0; one that disappeared is marked removed but remembered, so
         that if it comes back its SEQUENCE keeps rising (clients ignore lower ones).
-        The second dict maps session id -> 'added' | 'changed' | 'removed' | 'restored'.
+        ``summaries`` (what people notice about each session) are kept so that the next
+        version can be described in words against this one.
         """
         stamp = _iso(now)
-        revisions: dict[str, Revision] = {}
-        happened: dict[str, str] = {}
+        summaries = summaries or {}
+        result = Revised({}, {}, {}, first=False)
         with self._tx() as db:
             rows = {
                 r[0]: r
                 for r in db.execute(
-                    "SELECT id, hash, sequence, created, changed, removed FROM sessions"
+                    "SELECT id, hash, sequence, created, changed, removed, summary FROM sessions"
                 )
             }
+            result.first = not rows
             for sid, digest in fingerprints.items():
                 row = rows.get(sid)
+                text = json.dumps(summaries.get(sid), ensure_ascii=False, sort_keys=True)
                 if row is None:
                     db.execute(
-                        "INSERT INTO sessions VALUES (?, ?, 0, ?, ?, NULL)",
-                        (sid, digest, stamp, stamp),
+                        "INSERT INTO sessions VALUES (?, ?, 0, ?, ?, NULL, ?)",
+                        (sid, digest, stamp, stamp, text),
                     )
-                    revisions[sid] = Revision(0, _parse(stamp), _parse(stamp))
-                    happened[sid] = "added"
+                    result.revisions[sid] = Revision(0, _parse(stamp), _parse(stamp))
+                    result.happened[sid] = "added"
                     continue
-                _, old_hash, seq, created, changed, removed = row
+                _, old_hash, seq, created, changed, removed, old_summary = row
                 if old_hash != digest or removed is not None:
                     seq += 1
                     changed = stamp
-                    happened[sid] = "restored" if removed is not None else "changed"
+                    result.happened[sid] = "restored" if removed is not None else "changed"
+                    result.previous[sid] = json.loads(old_summary) if old_summary else None
                     db.execute(
-                        "UPDATE sessions SET hash=?, sequence=?, changed=?, removed=NULL "
+                        "UPDATE sessions SET hash=?, sequence=?, changed=?, removed=NULL, summary=? "
                         "WHERE id=?",
-                        (digest, seq, changed, sid),
+                        (digest, seq, changed, text, sid),
                     )
-                revisions[sid] = Revision(seq, _parse(changed), _parse(created))
+                result.revisions[sid] = Revision(seq, _parse(changed), _parse(created))
             for sid, row in rows.items():
                 if sid not in fingerprints and row[5] is None:
                     db.execute("UPDATE sessions SET removed=? WHERE id=?", (stamp, sid))
-                    happened[sid] = "removed"
-        return revisions, happened
+                    result.happened[sid] = "removed"
+                    result.previous[sid] = json.loads(row[6]) if row[6] else None
+        return result
 
     # --------------------------------------------------------------- feeds
 

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .atom import atom
 from .feeds import Feed
 from .http import accepts_gzip, http_date, not_modified, preferred_language
 from .live import Live
-from .page import Page
+from .page import SCRIPT_HASH, Page
 from .settings import Settings
+from .state import Change
 from .tokens import FeedKeys
 
 log = logging.getLogger(__name__)
@@ -49,19 +51,21 @@ class App:
         metrics: Callable[[], bytes] | None = None,
         on_request: Callable[[str, int], None] | None = None,
         keys: FeedKeys | None = None,
+        changes: Callable[[], list[Change]] | None = None,
     ) -> None:
         self.live = live
         self.keys = keys
+        self.changes = changes
         self.settings = settings
         self.dav = dav
         self.health = health
         self.metrics = metrics
         self.on_request = on_request
-        self.page = Page(settings)
+        self.page = Page(settings, changes)
 
     def set_settings(self, settings: Settings) -> None:
         self.settings = settings
-        self.page = Page(settings)
+        self.page = Page(settings, self.changes)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -106,6 +110,10 @@ class App:
             return self._feed(environ, start_response, feed, head, private=True)
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
         lang = preferred_language(environ, query, ("fi", "en"))
+        if path == "/changes.atom":
+            body = atom(snapshot, self.changes() if self.changes else [], lang, self.settings.base_url)
+            return _respond(start_response, "200 OK", "application/atom+xml; charset=utf-8", body, head,
+                            extra=[("Cache-Control", "no-cache")])
         if path in ("/", "/index.html"):
             body = self.page.index(snapshot, self.live, lang).encode()
             return self._html(start_response, body, head, lang)
@@ -166,7 +174,7 @@ class App:
             ("Cache-Control", "private, no-store" if private else "no-cache"),
             ("Vary", "Accept-Language"),
             ("Content-Security-Policy",
-             "default-src 'none'; style-src 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+             f"default-src 'none'; style-src 'unsafe-inline'; script-src '{SCRIPT_HASH}'; "
              "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
         ])
 

@@ -1,0 +1,39 @@
+"""The change log as an Atom feed (RFC 4287), for mentors who follow news, not calendars.
+
+Built with ElementTree, which escapes every text; entry ids are stable tag URIs made
+from the programme's uid_domain and the change's sequence number.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from xml.etree import ElementTree as ET
+
+from .feeds import Snapshot
+from .state import Change
+
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def atom(snapshot: Snapshot, changes: list[Change], lang: str, base_url: str) -> bytes:
+    ET.register_namespace("", ATOM)
+    domain = snapshot.programme.programme.uid_domain
+    feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": lang})
+    title = "Muutokset" if lang == "fi" else "What changed"
+    ET.SubElement(feed, f"{{{ATOM}}}title").text = f"{snapshot.programme.programme.name}: {title}"
+    ET.SubElement(feed, f"{{{ATOM}}}id").text = f"tag:{domain},2019:changes"
+    newest = changes[0].at if changes else snapshot.loaded_at
+    ET.SubElement(feed, f"{{{ATOM}}}updated").text = newest.astimezone(UTC).isoformat()
+    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "alternate", "href": f"{base_url}/?lang={lang}"})
+    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "self", "href": f"{base_url}/changes.atom?lang={lang}"})
+    author = ET.SubElement(feed, f"{{{ATOM}}}author")
+    ET.SubElement(author, f"{{{ATOM}}}name").text = snapshot.programme.programme.organiser
+    for change in changes:
+        entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
+        text = change.text_fi if lang == "fi" else change.text_en
+        ET.SubElement(entry, f"{{{ATOM}}}title").text = text
+        ET.SubElement(entry, f"{{{ATOM}}}id").text = f"tag:{domain},2019:change/{change.seq}"
+        ET.SubElement(entry, f"{{{ATOM}}}updated").text = change.at.astimezone(UTC).isoformat()
+        ET.SubElement(entry, f"{{{ATOM}}}link", {"href": f"{base_url}/?lang={lang}#{change.session}"})
+        ET.SubElement(entry, f"{{{ATOM}}}summary").text = text
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)

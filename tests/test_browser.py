@@ -1,0 +1,200 @@
+"""The page in a real headless Chromium (Debian's), driven by Playwright, from a running daemon.
+
+Screenshots of each page at phone and desktop width go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, fetch
+from .test_daemon_process import start_daemon, stop, wait_for
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1280, "height": 900}
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed (.ci/run installs it)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    programme = tmp / "programme.toml"
+    shipped = (ROOT / "config" / "programme.toml").read_text(encoding="utf-8")
+    programme.write_text(shipped, encoding="utf-8")
+    d = start_daemon(tmp, programme)
+    wait_for(lambda: len(json.loads(fetch(d.url, "/healthz").body)["calendars"]) == 8, 30, "first sync")
+    # The organisers move Vantaa and cancel the first joint session: the change log fills.
+    edited = shipped.replace("date = 2019-10-08", "start = 2019-10-09T09:00:00\nend = 2019-10-09T12:00:00")
+    edited = edited.replace('date = 2019-10-15\n', 'date = 2019-10-15\nstatus = "cancelled"\n')
+    programme.write_text(edited, encoding="utf-8")
+    wait_for(lambda: "peruttu" in fetch(d.url, "/").body.decode(), 10, "the edit on the page")
+    wait_for(lambda: all(c["ok"] and c["last_sync"] for c in
+                         json.loads(fetch(d.url, "/healthz").body)["calendars"]), 30, "calendars in sync")
+    yield d
+    stop(d)
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize(("size", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
+def test_index_in_finnish_with_sessions_links_and_changes(browser, daemon, size, viewport):
+    page = browser.new_page(viewport=viewport, locale="fi-FI")
+    page.goto(daemon.url + "/")
+    assert page.locator("html").get_attribute("lang") == "fi"
+    text = page.locator("main").inner_text()
+    for words in ("ti 24.9.2019", "Janakkalan kunnan osuus ja liikkumispalvelut", "koko päivä",
+                  "Taina Haapamäki, Sami Tantarimäki", "Kunta: Vantaa", "ke 9.10.2019", "09.00–12.00",
+                  "yhteinen tilaisuus kaikille tiimeille"):
+        assert words in text, words
+    cancelled = page.locator("article#yhteinen-2019-10-15")
+    assert "Peruttu" in cancelled.inner_text()
+    decoration = cancelled.locator(".title").evaluate("e => getComputedStyle(e).textDecorationLine")
+    assert "line-through" in decoration
+    # Subscribe: a webcal link, the https link, a QR code, for every public feed.
+    feeds = page.locator(".feed")
+    assert feeds.count() == 4
+    host = daemon.url.split("://")[1]
+    assert page.locator(f'a[href="webcal://{host}/feeds/programme.ics"]').count() == 1
+    assert page.locator(f'a[href="{daemon.url}/feeds/municipalities/vantaa.ics"]').count() == 1
+    assert page.locator(".feed figure svg").count() == 4
+    assert "Google päivittää tilatut kalenterit vain muutaman tunnin välein" in text
+    # What changed, newest first, in words.
+    changes = page.locator("ul.changes li").all_inner_texts()
+    assert any("siirretty 8.10. → 9.10. 9–12" in c for c in changes), changes
+    assert any("15.10., peruttu" in c for c in changes), changes
+    # Organiser status: loaded, and every calendar in sync.
+    assert "Ohjelma luettu" in text
+    assert text.count("✓ ajan tasalla") == 8
+    # Readable on a phone: nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    shot(page, f"index-fi-{size}")
+    page.close()
+
+
+def test_language_switch_and_accept_language(browser, daemon):
+    page = browser.new_page(viewport=PHONE, locale="fi-FI")
+    page.goto(daemon.url + "/")
+    page.get_by_role("link", name="In English").click()
+    page.wait_for_url("**/?lang=en")
+    assert page.locator("html").get_attribute("lang") == "en"
+    text = page.locator("main").inner_text()
+    assert "all day" in text
+    assert "Subscribe" in text
+    assert "moved from 8 Oct to 9 Oct 09:00–12:00" in text
+    shot(page, "index-en-phone")
+    page.close()
+    context = browser.new_context(locale="en-GB", extra_http_headers={"Accept-Language": "en-GB,en;q=0.9"})
+    english = context.new_page()
+    english.goto(daemon.url + "/")
+    assert english.locator("html").get_attribute("lang") == "en"
+    context.close()
+
+
+def test_copy_button_copies_the_https_link(browser, daemon):
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"], locale="fi-FI")
+    page = context.new_page()
+    page.goto(daemon.url + "/")
+    button = page.locator("button.copy").first
+    assert button.is_visible(), "the script shows the buttons"
+    assert button.inner_text() == "Kopioi linkki"
+    expected = button.get_attribute("data-copy")
+    assert expected == f"{daemon.url}/feeds/programme.ics"
+    button.click()
+    page.wait_for_function("document.querySelector('button.copy').textContent === 'Kopioitu!'")
+    assert page.evaluate("navigator.clipboard.readText()") == expected
+    context.close()
+
+
+def test_page_works_without_javascript(browser, daemon):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(daemon.url + "/")
+    assert page.locator("article.session").count() == 5
+    assert page.locator("button.copy").first.is_hidden()  # no dead buttons without a script
+    assert page.locator(".feed a.subscribe").count() == 4
+    context.close()
+
+
+@pytest.mark.parametrize(("size", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
+def test_mentor_page_shows_own_sessions_feed_and_calendar(browser, daemon, size, viewport):
+    page = browser.new_page(viewport=viewport, locale="fi-FI")
+    page.goto(daemon.url + "/")
+    page.get_by_role("link", name="Ulla Nord").click()
+    page.wait_for_url("**/mentors/ulla-nord?lang=fi")
+    text = page.locator("main").inner_text()
+    assert "Nuoret opintopolulle" in text
+    assert "Janakkala" not in text
+    assert page.locator("article.session").count() == 1
+    assert page.locator(f'a[href="{daemon.url}/feeds/mentors/ulla-nord.ics"]').count() == 1
+    assert "✓ ajan tasalla" in text
+    assert "viimeisin synkronointi" in text
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    shot(page, f"mentor-fi-{size}")
+    page.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/?lang=en", "/mentors/ulla-nord"])
+def test_no_serious_accessibility_violations(browser, daemon, path):
+    assert AXE.exists(), "run `npm ci --prefix tests/js` first (the README's test command does)"
+    context = browser.new_context(bypass_csp=True, viewport=PHONE)  # to inject axe-core from disk
+    page = context.new_page()
+    page.goto(daemon.url + path)
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+               for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    assert serious == []
+    context.close()
+
+
+def test_hostile_programme_text_shows_as_text_and_runs_nothing(browser, tmp_path):
+    hostile = (
+        '[programme]\nname = "<script>alert(1)</script> ohjelma"\nuid_domain = "klash.test"\n'
+        'organiser = "\\"><img src=x onerror=alert(2)>"\n'
+        '[[mentors]]\nid = "m"\nname = "<b onmouseover=alert(3)>Mentori</b>"\n'
+        '[[sessions]]\nid = "s"\ntitle = "<script>alert(4)</script>"\n'
+        'municipality = "\'><svg onload=alert(5)>"\n'
+        'location = "javascript:alert(6)"\ndate = 2019-10-01\nmentors = ["m"]\n'
+        'description = "<iframe src=javascript:alert(7)>"\n')
+    path = tmp_path / "programme.toml"
+    path.write_text(hostile)
+    d = start_daemon(tmp_path, path, KLASH_EMBEDDED_CALDAV="false")
+    try:
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        for url in ("/", "/mentors/m", "/?lang=en"):
+            page.goto(d.url + url)
+            page.wait_for_load_state("networkidle")
+            text = page.locator("body").inner_text()
+            assert "<script>alert(4)</script>" in text or (url == "/mentors/m" and "<script>" in text)
+            assert "javascript:alert(6)" in text
+            assert page.locator("main script, main img, main iframe, main svg[onload], main b").count() == 0
+            assert page.locator("a[href^='javascript:']").count() == 0
+        assert page.title().startswith("<script>") or "<script>" in page.title()
+        assert dialogs == []
+        page.close()
+    finally:
+        stop(d)
