@@ -1,0 +1,82 @@
+"""The change log: sentences for each applied edit, kept in the store, served as Atom."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree as ET
+
+from klash_sync.atom import ATOM, atom
+from klash_sync.changes import describe, when_text
+from klash_sync.config import parse
+from klash_sync.feeds import publish
+from klash_sync.state import Store
+
+from .conftest import fetch, programme_text
+
+T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
+VANTAA = 'id = "vantaa"\ntitle = "Vantaa"\nmunicipality = "Vantaa"\nlocation = "Tikkurila"\ndate = 2019-10-08'
+JOINT = 'id = "yhteinen"\ntitle = "Yhteinen"\ndate = 2019-10-15\nmentors = ["ulla-nord"]'
+
+
+def test_when_text_in_both_languages():
+    timed = {"start": "2019-10-09T09:00:00+03:00", "end": "2019-10-09T12:30:00+03:00"}
+    assert when_text(timed, "fi") == "9.10. 9–12.30"
+    assert when_text(timed, "en") == "9 Oct 09:00–12:30"
+    days = {"start": "2019-10-08", "end": "2019-10-10"}
+    assert when_text(days, "fi") == "8.10.–9.10."
+    assert when_text({"start": "2019-10-08", "end": "2019-10-09"}, "en") == "8 Oct"
+
+
+def test_sentences_for_each_kind_of_change():
+    old = {"title": "Vantaa", "start": "2019-10-08", "end": "2019-10-09", "location": "Tikkurila",
+           "status": "confirmed", "mentors": ["Ulla Nord"]}
+    moved = dict(old, start="2019-10-09T09:00:00+03:00", end="2019-10-09T12:00:00+03:00")
+    assert describe("changed", old, moved) == (
+        "Vantaa: siirretty 8.10. → 9.10. 9–12", "Vantaa: moved from 8 Oct to 9 Oct 09:00–12:00")
+    assert describe("changed", old, dict(old, status="cancelled"))[0] == "Vantaa, 8.10., peruttu"
+    assert describe("changed", old, dict(old, location="Myyrmäki"))[1] == \
+        "Vantaa: place: Myyrmäki (was: Tikkurila)"
+    assert describe("added", None, old)[0] == "Uusi tilaisuus: Vantaa, 8.10."
+    assert describe("removed", old, None)[1] == "Vantaa, 8 Oct, removed from the programme"
+    assert "no longer cancelled" in describe("changed", dict(old, status="cancelled"), old)[1]
+
+
+def test_store_keeps_changes_from_the_second_version_on(tmp_path):
+    store = Store(tmp_path / "s.sqlite3")
+    publish(parse(programme_text(VANTAA, JOINT).encode(), "p"), store, now=T0, base_url="http://x")
+    assert store.recent_changes() == [], "the initial import is not news"
+    edited = programme_text(
+        VANTAA.replace("date = 2019-10-08", "start = 2019-10-09T09:00:00\nend = 2019-10-09T12:00:00"),
+        JOINT + '\nstatus = "cancelled"')
+    publish(parse(edited.encode(), "p"), store, now=T0 + timedelta(hours=1), base_url="http://x")
+    publish(parse(programme_text(JOINT + '\nstatus = "cancelled"').encode(), "p"), store,
+            now=T0 + timedelta(hours=2), base_url="http://x")
+    texts = [c.text_fi for c in store.recent_changes()]
+    assert texts == ["Vantaa, 9.10. 9–12, poistettu ohjelmasta",  # newest first
+                     "Yhteinen, 15.10., peruttu",
+                     "Vantaa: siirretty 8.10. → 9.10. 9–12"]
+    store.close()
+
+
+def test_atom_feed_is_valid_and_escaped(tmp_path, serve_live):
+    from klash_sync.live import Live
+
+    store = Store(tmp_path / "s.sqlite3")
+    publish(parse(programme_text(VANTAA).encode(), "p"), store, now=T0, base_url="http://x")
+    renamed = VANTAA.replace('"Vantaa"\nmunicipality', '"<b>&Vantaa</b>"\nmunicipality')
+    snap = publish(parse(programme_text(renamed).encode(), "p"), store, now=T0 + timedelta(hours=1),
+                   base_url="http://x")
+    root = ET.fromstring(atom(snap, store.recent_changes(), "en", "http://x"))
+    entries = root.findall(f"{{{ATOM}}}entry")
+    assert len(entries) == 1
+    assert entries[0].find(f"{{{ATOM}}}title").text == "<b>&Vantaa</b>: renamed (was: Vantaa)"
+    assert entries[0].find(f"{{{ATOM}}}id").text == "tag:klash.test,2019:change/1"
+    live = Live(snap)
+    site = serve_live(live)
+    site.app.changes = lambda: store.recent_changes()
+    site.app.set_settings(site.app.settings)
+    r = fetch(site.url, "/changes.atom?lang=fi")
+    assert r.status == 200
+    assert r.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    assert "uusi nimi" in ET.fromstring(r.body).find(f"{{{ATOM}}}entry/{{{ATOM}}}title").text
+    store.close()
