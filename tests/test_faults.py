@@ -189,6 +189,9 @@ def test_secrets_appear_nowhere(tmp_path, radicale):
         finally:
             stop(d)
         outputs.append(d.log())
+        if fmt == "json":  # one JSON object per line, every line
+            entries = [json.loads(line) for line in d.log().splitlines() if line.strip()]
+            assert any(e["level"] == "WARNING" and "ulla-nord" in e["message"] for e in entries)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
     env.update(PW_WRONG=wrong, KLASH_PROGRAMME=str(path), KLASH_STATE_DIR=str(tmp_path / "cli"),
                KLASH_SECRET=server_secret, KLASH_PRIVATE_FEEDS="true", KLASH_EMBEDDED_CALDAV="false")
