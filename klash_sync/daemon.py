@@ -145,7 +145,8 @@ class Daemon:
             if initial and self._last_raw is None:
                 self._use_last_good(str(e))
             return self._reject(str(e), initial)
-        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.base_url)
+        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.base_url,
+                           previous=self.live.snapshot)
         self._apply(snapshot, raw)
         return True
 

@@ -15,8 +15,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from .changes import describe, summary
-from .ical import Revision, calendar_bytes, event_bytes, fingerprint, start_instant
+from .ical import Revision, calendar_bytes, fingerprint, render_event, start_instant, vtimezone
 from .model import Programme, Session
+from .normalise import content_hash
 from .state import Store
 
 
@@ -37,7 +38,12 @@ class Feed:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A programme with everything rendered from it, as served at one moment."""
+    """A programme with everything rendered from it, as served at one moment.
+
+    ``hashes`` are the normalised content hashes of the events (as ``normalise`` would
+    compute them from a server's copy), so that syncing never re-parses what we rendered.
+    ``cache`` holds derived data that syncs reuse for as long as this snapshot is current.
+    """
 
     programme: Programme
     revisions: dict[str, Revision]
@@ -45,6 +51,9 @@ class Snapshot:
     feeds: dict[str, Feed]
     loaded_at: datetime
     happened: dict[str, str] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+    timezone: bytes = b""
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def feed(self, kind: str, key: str = "") -> Feed | None:
         return next((f for f in self.feeds.values() if f.kind == kind and f.key == key), None)
@@ -64,8 +73,13 @@ def feed_path(kind: str, key: str = "") -> str:
     return f"/feeds/municipalities/{key}.ics"
 
 
-def publish(programme: Programme, store: Store, *, now: datetime, base_url: str) -> Snapshot:
-    """Render a programme: revise it in the store, render each event once, build each feed."""
+def publish(programme: Programme, store: Store, *, now: datetime, base_url: str,
+            previous: Snapshot | None = None) -> Snapshot:
+    """Render a programme: revise it in the store, render each event once, build each feed.
+
+    Events whose revision is unchanged since ``previous`` are taken from it, so a reload
+    after an edit renders only what the edit touched.
+    """
     prints = {s.id: fingerprint(s, programme, base_url=base_url) for s in programme.sessions}
     summaries = {s.id: summary(s, programme) for s in programme.sessions}
     revised = store.revise(prints, now, summaries)
@@ -76,11 +90,18 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str)
             fi, en = describe(happened[sid], revised.previous.get(sid), summaries.get(sid))
             entries.append((now, sid, happened[sid], fi, en))
         store.add_changes(entries)
-    events = {
-        s.id: event_bytes(s, programme, revision=revisions[s.id], base_url=base_url)
-        for s in programme.sessions
-    }
-    snapshot = Snapshot(programme, revisions, events, {}, now, happened)
+    events: dict[str, bytes] = {}
+    hashes: dict[str, str] = {}
+    for session in programme.sessions:
+        sid = session.id
+        if (previous is not None and previous.revisions.get(sid) == revisions[sid]
+                and sid in previous.hashes and previous.programme.programme == programme.programme):
+            events[sid], hashes[sid] = previous.events[sid], previous.hashes[sid]
+            continue
+        event = render_event(session, programme, revision=revisions[sid], base_url=base_url)
+        events[sid], hashes[sid] = event.to_ical(), content_hash(event)
+    timezone = vtimezone(programme)
+    snapshot = Snapshot(programme, revisions, events, {}, now, happened, hashes, timezone)
     name = programme.programme.name
     wanted: list[tuple[str, str, str, tuple[Session, ...]]] = [
         ("programme", "", name, programme.sessions)
@@ -91,6 +112,7 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str)
     for slug, label in programme.municipalities().items():
         wanted.append(("municipality", slug, f"{name} – {label}",
                        programme.sessions_of_municipality(slug)))
+    built = []
     for kind, key, title, sessions in wanted:
         ordered = snapshot.ordered(sessions)
         body = calendar_bytes(
@@ -98,18 +120,16 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str)
             programme=programme,
             name=title,
             timed=any(not s.all_day for s in ordered),
+            timezone=timezone,
         )
-        digest = hashlib.sha256(body).hexdigest()[:32]
+        built.append((kind, key, title, tuple(s.id for s in ordered), body,
+                      hashlib.sha256(body).hexdigest()[:32]))
+    changed_at = store.feeds_changed({feed_path(k, key): d for k, key, _, _, _, d in built}, now)
+    for kind, key, title, ids, body, digest in built:
         path = feed_path(kind, key)
         snapshot.feeds[path] = Feed(
-            path=path,
-            kind=kind,
-            key=key,
-            title=title,
-            sessions=tuple(s.id for s in ordered),
-            body=body,
+            path=path, kind=kind, key=key, title=title, sessions=ids, body=body,
             gzipped=gzip.compress(body, compresslevel=6, mtime=0),
-            etag=f'"{digest}"',
-            last_modified=store.feed_changed(path, digest, now),
+            etag=f'"{digest}"', last_modified=changed_at[path],
         )
     return snapshot

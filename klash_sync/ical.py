@@ -14,6 +14,7 @@ stored objects with the last. Mentors' names go into the description instead.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -133,16 +134,29 @@ def render_event(
     return event
 
 
-def event_bytes(
-    session: Session, programme: Programme, *, revision: Revision, base_url: str
-) -> bytes:
-    return render_event(session, programme, revision=revision, base_url=base_url).to_ical()
+# Bump when a change to this module changes the bytes of events, so that every event
+# gets a higher SEQUENCE and clients take the new rendering.
+RENDER_VERSION = 1
 
 
 def fingerprint(session: Session, programme: Programme, *, base_url: str) -> str:
-    """Hash of everything that reaches the event except its revision: 'did it change?'."""
-    body = event_bytes(session, programme, revision=Revision.zero(), base_url=base_url)
-    return hashlib.sha256(body).hexdigest()
+    """Hash of everything that reaches the event except its revision: 'did it change?'.
+
+    Built from the inputs of ``render_event`` rather than from a rendering, which would
+    cost a full icalendar serialisation per session and per load.
+    """
+    info = programme.programme
+    content = {
+        "render": RENDER_VERSION,
+        "session": session.model_dump(mode="json"),
+        "mentors": [m.name for mid in session.mentors if (m := programme.mentor(mid)) is not None],
+        "organiser": info.organiser,
+        "timezone": info.timezone,
+        "uid_domain": info.uid_domain,
+        "reminders": [r.total_seconds() for r in info.reminders],
+        "url": session_url(session, base_url),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def year_span(programme: Programme) -> tuple[date, date]:
@@ -165,6 +179,7 @@ def calendar_bytes(
     name: str,
     timed: bool,
     feed: bool = True,
+    timezone: bytes | None = None,
 ) -> bytes:
     """A VCALENDAR around pre-rendered VEVENTs.
 
@@ -189,7 +204,7 @@ def calendar_bytes(
     assert head.endswith(footer)
     parts = [head[: -len(footer)]]
     if timed:
-        parts.append(vtimezone(programme))
+        parts.append(timezone if timezone is not None else vtimezone(programme))
     parts.extend(events)
     parts.append(footer)
     return b"".join(parts)

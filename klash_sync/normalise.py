@@ -75,11 +75,3 @@ def _canonical(value: object) -> str:
         return str(value)
     raw = to_ical()
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-
-
-def hash_of(body: bytes, uid_domain: str) -> str:
-    """The hash of an object we rendered ourselves (always ours, always one VEVENT)."""
-    seen = inspect(body, uid_domain)
-    if seen.hash is None:
-        raise RuntimeError("our own rendering is not recognisable as ours")
-    return seen.hash

@@ -233,15 +233,23 @@ class Store:
 
     # --------------------------------------------------------------- feeds
 
-    def feed_changed(self, name: str, etag: str, now: datetime) -> datetime:
-        """When the feed's bytes last changed: now if ``etag`` is new, else the stored time."""
+    def feeds_changed(self, etags: Mapping[str, str], now: datetime) -> dict[str, datetime]:
+        """When each feed's bytes last changed: now where its ETag is new, else as stored.
+
+        One transaction for all feeds: a programme has a feed per mentor.
+        """
+        stamp = _iso(now)
+        result: dict[str, datetime] = {}
         with self._tx() as db:
-            row = db.execute("SELECT etag, changed FROM feeds WHERE name=?", (name,)).fetchone()
-            if row is not None and row[0] == etag:
-                return _parse(row[1])
-            stamp = _iso(now)
-            db.execute("INSERT OR REPLACE INTO feeds VALUES (?, ?, ?)", (name, etag, stamp))
-            return _parse(stamp)
+            known = {r[0]: (r[1], r[2]) for r in db.execute("SELECT name, etag, changed FROM feeds")}
+            for name, etag in etags.items():
+                old = known.get(name)
+                if old is not None and old[0] == etag:
+                    result[name] = _parse(old[1])
+                    continue
+                db.execute("INSERT OR REPLACE INTO feeds VALUES (?, ?, ?)", (name, etag, stamp))
+                result[name] = _parse(stamp)
+        return result
 
     # ------------------------------------------------------------- changes
 

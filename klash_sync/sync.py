@@ -30,7 +30,7 @@ from .errors import MassDeleteRefused, SettingsError, TargetConflict, TargetErro
 from .feeds import Snapshot
 from .ical import calendar_bytes, uid
 from .model import Mentor
-from .normalise import hash_of, inspect
+from .normalise import inspect
 from .plan import (
     Adopt,
     Create,
@@ -116,16 +116,39 @@ def calendar_key(mentor_id: str, target: dict) -> str:
 
 
 def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
-    """The stored objects a mentor's calendar should hold: one VEVENT each, no METHOD."""
+    """The stored objects a mentor's calendar should hold: one VEVENT each, no METHOD.
+
+    Kept in the snapshot's cache: the periodic syncs of an unchanged programme reuse them.
+    """
+    key = ("desired", mentor_id)
+    cached = snapshot.cache.get(key)
+    if cached is not None:
+        return cached
     programme = snapshot.programme
-    domain = programme.programme.uid_domain
     wanted = {}
     for session in programme.sessions_of(mentor_id):
-        body = calendar_bytes([snapshot.events[session.id]], programme=programme,
-                              name=programme.programme.name, timed=not session.all_day, feed=False)
         event_uid = uid(session.id, programme)
-        wanted[event_uid] = Desired(event_uid, safe_name(event_uid), body, hash_of(body, domain))
+        wanted[event_uid] = Desired(event_uid, safe_name(event_uid), _object(snapshot, session.id),
+                                    snapshot.hashes[session.id])
+    snapshot.cache[key] = wanted
     return wanted
+
+
+def _object(snapshot: Snapshot, session_id: str) -> bytes:
+    """The stored form of one event (shared by every mentor of the session)."""
+    key = ("object", session_id)
+    body = snapshot.cache.get(key)
+    if body is None:
+        programme = snapshot.programme
+        index = snapshot.cache.get("sessions")
+        if index is None:
+            index = snapshot.cache["sessions"] = {s.id: s for s in programme.sessions}
+        session = index[session_id]
+        body = calendar_bytes([snapshot.events[session_id]], programme=programme,
+                              name=programme.programme.name, timed=not session.all_day, feed=False,
+                              timezone=snapshot.timezone)
+        snapshot.cache[key] = body
+    return body
 
 
 def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:

@@ -198,3 +198,32 @@ def test_instants_around_dst_transitions_in_several_zones(store, zone, reader):
     text = programme_text(*blocks).replace("Europe/Helsinki", zone)
     events = reader(snapshot_of(text, store).feeds["/feeds/programme.ics"].body)
     assert {uid: (e["start"], e["end"]) for uid, e in events.items()} == expected
+
+
+def test_content_hash_of_rendering_equals_hash_of_stored_copy(store):
+    """Syncs compare the hash we keep from rendering with one computed from a server's copy."""
+    from klash_sync.normalise import inspect
+    from klash_sync.sync import desired_for
+
+    from .test_hostile_programme import hostile_programme
+
+    for text in (TIMED, hostile_programme()[0], SHIPPED.read_text()):
+        programme = parse(text.encode(), "p.toml")
+        snap = publish(programme, store, now=T0, base_url=BASE)
+        for mentor in programme.mentors:
+            for want in desired_for(snap, mentor.id).values():
+                assert inspect(want.body, programme.programme.uid_domain).hash == want.hash
+
+
+def test_reusing_the_previous_snapshot_renders_the_same_bytes(store, tmp_path):
+    first = snapshot_of(TIMED, store)
+    moved = TIMED.replace("2019-06-15T10:00:00", "2019-06-16T10:00:00").replace(
+        "2019-06-15T12:30:00", "2019-06-16T12:30:00")
+    later = T0 + timedelta(hours=1)
+    reused = publish(parse(moved.encode(), "p.toml"), store, now=later, base_url=BASE, previous=first)
+    fresh_store = Store(tmp_path / "fresh.sqlite3")
+    snapshot_of(TIMED, fresh_store)
+    fresh = publish(parse(moved.encode(), "p.toml"), fresh_store, now=later, base_url=BASE)
+    assert {p: f.body for p, f in reused.feeds.items()} == {p: f.body for p, f in fresh.feeds.items()}
+    assert reused.events["syksy"] is first.events["syksy"]  # reused, not rendered again
+    fresh_store.close()

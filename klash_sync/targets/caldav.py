@@ -49,10 +49,6 @@ _LIST_BODY = (
     '<?xml version="1.0" encoding="utf-8"?>'
     '<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/><d:resourcetype/></d:prop></d:propfind>'
 )
-_PROBE_BODY = (
-    '<?xml version="1.0" encoding="utf-8"?>'
-    '<d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>'
-)
 
 
 class PreconditionFailed(TargetError):
@@ -113,6 +109,7 @@ class CalDAVCalendar:
         except Exception as e:  # bad URL and the like
             raise TargetProtocolError(f"cannot use CalDAV URL {endpoint.url!r}: {_reason(e)}") from None
         self.requests = 0
+        self._prefetched: dict[str, str | None] | None = None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing a broken session must not mask the real error
@@ -151,27 +148,25 @@ class CalDAVCalendar:
     # ------------------------------------------------------------ discovery
 
     def open(self) -> str:
-        """Find (or create) the calendar; return its collection URL, ending in '/'."""
+        """Find (or create) the calendar; return its collection URL, ending in '/'.
+
+        When the configured URL is the calendar itself, the one PROPFIND that checks it
+        also lists it, and ``listing()`` uses that answer: a first sync costs no request
+        more than the listing a later sync makes anyway.
+        """
         if self.collection_url:
             return self.collection_url
         url = self.endpoint.url if self.endpoint.url.endswith("/") else self.endpoint.url + "/"
-        if self._is_calendar(url):
-            self.collection_url = url
+        found = self._list(url, probing=True)
+        if found is not None:
+            self.collection_url, self._prefetched = url, found
             return url
         if self.endpoint.create_here:
             self._mkcalendar(url)
-            self.collection_url = url
+            self.collection_url, self._prefetched = url, {}
             return url
         self.collection_url = self._discover()
         return self.collection_url
-
-    def _is_calendar(self, url: str) -> bool:
-        response = self._request("PROPFIND", url, _PROBE_BODY,
-                                 {"Depth": "0", "Content-Type": "application/xml; charset=utf-8"})
-        if response.status_code != 207:
-            return False
-        tree = self._xml(response, "PROPFIND")
-        return bool(tree.findall(".//d:resourcetype/c:calendar", _NS))
 
     def _mkcalendar(self, url: str) -> None:
         root = etree.Element(f"{{{CALDAV}}}mkcalendar", nsmap={"d": DAV, "c": CALDAV})
@@ -216,8 +211,19 @@ class CalDAVCalendar:
     def listing(self) -> dict[str, str | None]:
         """Every resource in the collection: href -> ETag. One PROPFIND, Depth 1."""
         url = self.open()
+        if self._prefetched is not None:
+            found, self._prefetched = self._prefetched, None
+            return found
+        found = self._list(url, probing=False)
+        assert found is not None
+        return found
+
+    def _list(self, url: str, *, probing: bool) -> dict[str, str | None] | None:
+        """PROPFIND Depth 1 of ETags. When ``probing``, None if ``url`` is not a calendar."""
         response = self._request("PROPFIND", url, _LIST_BODY,
                                  {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"})
+        if probing and response.status_code != 207:
+            return None
         if response.status_code == 404:
             raise TargetProtocolError(f"the calendar {url} no longer exists")
         if response.status_code != 207:
@@ -225,17 +231,21 @@ class CalDAVCalendar:
         tree = self._xml(response, "PROPFIND")
         base = _norm_href(url)
         found: dict[str, str | None] = {}
+        is_calendar = False
         for entry in tree.findall("d:response", _NS):
             href_el = entry.find("d:href", _NS)
             if href_el is None or not href_el.text:
                 continue
             href = _norm_href(href_el.text.strip())
             if href.rstrip("/") == base.rstrip("/"):
+                is_calendar = entry.find(".//d:resourcetype/c:calendar", _NS) is not None
                 continue
             if entry.find(".//d:resourcetype/d:collection", _NS) is not None:
                 continue
             etag_el = entry.find(".//d:getetag", _NS)
             found[href] = etag_el.text.strip() if etag_el is not None and etag_el.text else None
+        if probing and not is_calendar:
+            return None
         return found
 
     def fetch(self, hrefs: list[str]) -> dict[str, tuple[str | None, bytes]]:
