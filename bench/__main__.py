@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="klash-bench-"))
-    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
     rows: dict[str, Row] = {}
     notes: list[str] = []
     server = DavServer(args.server, tmp / "dav", args.mentors)
@@ -387,8 +387,19 @@ def main(argv: list[str] | None = None) -> int:
 
     report = render(rows, args, command, notes)
     print(report)
-    args.out.write_text(report)
+    args.out.write_text(report + _kept_analysis(args.out))
     return 0
+
+
+MARKER = "<!-- analysis: kept when the benchmark rewrites this file -->"
+
+
+def _kept_analysis(path: Path) -> str:
+    """The hand-written analysis below the marker survives a new run of the benchmark."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    return "\n" + text[text.index(MARKER):] if MARKER in text else ""
 
 
 def _fmt(value: float | int | None, unit: str = "") -> str:
