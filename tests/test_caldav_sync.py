@@ -407,8 +407,10 @@ def test_one_server_down_mid_run_others_synced_then_converges(tmp_path):
         report = world_r.sync(text)
         by = {r.mentor: r for r in report.results}
         assert not by["milja-kopsi"].ok
-        assert "connection" in by["milja-kopsi"].error
-        assert str(rad.port) in by["milja-kopsi"].error
+        # Refused or timed out, depending on where the stop caught a request: one line, naming it.
+        error = by["milja-kopsi"].error
+        assert "connection" in error or "in time" in error, error
+        assert f"127.0.0.1:{rad.port}" in error, error
         assert by["ulla-nord"].ok
         assert by["ulla-nord"].created == 4
         # Back up on the same port: the next run converges, nothing duplicated.
