@@ -137,28 +137,40 @@ def measure(row: Row, server: DavServer | None, work, *, children: bool = False)
 # ---------------------------------------------------------------------- phases
 
 
-def floor_puts(server: DavServer, bodies: list[tuple[str, str, bytes]], workers: int) -> None:
-    """The server's own floor: the same PUTs over keep-alive connections, nothing else."""
+def floor_puts(server: DavServer, calendars: list[list[tuple[str, str, bytes]]], workers: int) -> None:
+    """The server's own floor: the same PUTs over keep-alive connections, nothing else.
+
+    Like our sync, calendars go in parallel and each calendar's PUTs in sequence
+    (Xandikos answers 423 Locked to parallel writes into one calendar).
+    """
     import http.client
 
-    chunks = [bodies[n::workers] for n in range(workers)]
+    chunks = [calendars[n::workers] for n in range(workers)]
+    errors: list[BaseException] = []
 
-    def run(chunk: list[tuple[str, str, bytes]]) -> None:
+    def run(chunk: list[list[tuple[str, str, bytes]]]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-        for url, user, body in chunk:
-            conn.request("PUT", url, body, {**_auth(user), "If-None-Match": "*",
-                                             "Content-Type": "text/calendar; charset=utf-8"})
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status not in (201, 204):
-                raise RuntimeError(f"floor PUT {url}: {resp.status}")
-        conn.close()
+        try:
+            for calendar in chunk:
+                for url, user, body in calendar:
+                    conn.request("PUT", url, body, {**_auth(user), "If-None-Match": "*",
+                                                     "Content-Type": "text/calendar; charset=utf-8"})
+                    resp = conn.getresponse()
+                    resp.read()
+                    if resp.status not in (201, 204):
+                        raise RuntimeError(f"floor PUT {url}: {resp.status}")
+        except BaseException as e:  # reported by the caller, not lost in a thread
+            errors.append(e)
+        finally:
+            conn.close()
 
     threads = [threading.Thread(target=run, args=(c,)) for c in chunks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if errors:
+        raise errors[0]
 
 
 def vdirsyncer_config(tmp: Path, feed_base: str, targets: dict[int, tuple[str, str]]) -> Path:
@@ -314,8 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         bodies = []
         for m in range(args.mentors):
             url, user = floor_targets[m]
-            for desired in desired_for(snapshot, f"m{m}").values():
-                bodies.append((url + desired.name, user, desired.body))
+            bodies.append([(url + d.name, user, d.body) for d in desired_for(snapshot, f"m{m}").values()])
         rows["d"] = Row("d. floor: the same PUTs, keep-alive loop")
         measure(rows["d"], server, lambda: floor_puts(server, bodies, args.workers))
 

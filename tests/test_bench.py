@@ -5,14 +5,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
 
 
-def test_benchmark_runs_at_a_tiny_size(tmp_path):
+@pytest.mark.parametrize("server", ["radicale", "xandikos"])
+def test_benchmark_runs_at_a_tiny_size(tmp_path, server):
     out = tmp_path / "RESULTS.md"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--sessions", "12", "--mentors", "3", "--feed-sessions", "60",
-         "--feed-mentors", "6", "--requests", "100", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--server", server, "--sessions", "12", "--mentors", "3",
+         "--feed-sessions", "60", "--feed-mentors", "6", "--requests", "100", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = out.read_text()
