@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import WSGITask
 
 from .settings import Settings
 
@@ -29,10 +31,44 @@ LIMITS: dict[str, Any] = {
 }
 
 
+class _Task(WSGITask):
+    """Keeps the connection open after a 304 (and 204), which waitress closes by default.
+
+    waitress closes an HTTP/1.1 connection after any response without Content-Length,
+    including the bodiless 1xx/204/304 ones, although those end at their header section
+    (RFC 9112 §6.3). A calendar client revalidating a feed with If-None-Match would then
+    reconnect for every 304. Everything else keeps waitress's own decisions.
+    """
+
+    _bodiless_keepalive = False
+
+    def build_response_header(self) -> bytes:
+        self._bodiless_keepalive = (
+            not self.has_body
+            and self.version == "1.1"
+            and not self.close_on_finish
+            and self.request.headers.get("CONNECTION", "").lower() != "close"
+        )
+        try:
+            return super().build_response_header()
+        finally:
+            self._bodiless_keepalive = False
+
+    def set_close_on_finish(self) -> None:
+        if not self._bodiless_keepalive:
+            super().set_close_on_finish()
+
+
+class _Channel(HTTPChannel):
+    task_class = _Task
+
+
 def make_server(app: Any, settings: Settings, **overrides: Any) -> Any:
     """A waitress server bound to KLASH_HOST:KLASH_PORT (port 0 picks a free one)."""
     options = {**LIMITS, **overrides}
-    return create_server(app, host=settings.host, port=settings.port, **options)
+    server = create_server(app, host=settings.host, port=settings.port, **options)
+    server.channel_class = _Channel
+    return server
 
 
 def bind(app: Any, settings: Settings, **overrides: Any) -> tuple[Any, Settings]:

@@ -148,3 +148,29 @@ def test_other_methods_not_allowed(site):
     r = fetch(site.url, "/feeds/programme.ics", method="POST", body=b"x")
     assert r.status == 405
     assert r.headers["allow"] == "GET, HEAD"
+
+
+def test_304_keeps_the_connection_open(site):
+    """Clients revalidating feeds reuse their connection (waitress alone would close it)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(site.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.request("GET", "/feeds/programme.ics")
+    first = conn.getresponse()
+    first.read()
+    sock = conn.sock
+    for _ in range(3):
+        conn.request("GET", "/feeds/programme.ics", headers={"If-None-Match": first.getheader("ETag")})
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 304
+        assert again.getheader("Connection") is None
+        assert conn.sock is sock, "the same connection answered"
+    conn.request("GET", "/feeds/programme.ics", headers={"If-None-Match": first.getheader("ETag"),
+                                                         "Connection": "close"})
+    closing = conn.getresponse()
+    assert closing.status == 304
+    assert closing.getheader("Connection") == "close"
+    conn.close()
