@@ -92,6 +92,9 @@ class Daemon:
         self._server_thread.start()
         log.info("klash-sync listening on %s (public base %s)", bound_url(self.server),
                  self.settings.base_url)
+        log.info("the programme and its subscribe links: %s/", self.settings.base_url)
+        if self.embedded is not None:
+            log.info("mentors' read-only logins to the embedded calendars: klash-sync accounts")
         self.reload(initial=True)
         self._watch()
 
@@ -158,11 +161,8 @@ class Daemon:
         self.metrics.valid.set(1)
         self.metrics.sessions.set(len(snapshot.programme.sessions))
         self.metrics.loaded.set(snapshot.loaded_at.timestamp())
-        changed = snapshot.happened
         log.info("programme loaded: %d sessions, %d mentors%s", len(snapshot.programme.sessions),
-                 len(snapshot.programme.mentors),
-                 "; " + ", ".join(f"{sid} {what}" for sid, what in sorted(changed.items()))
-                 if changed else "")
+                 len(snapshot.programme.mentors), _what_happened(snapshot.happened))
         self.mark_all_due()
 
     def _reject(self, message: str, initial: bool) -> bool:
@@ -333,6 +333,18 @@ class Daemon:
     def _health(self) -> tuple[int, bytes]:
         return health(self.live, now=self.clock.now(), unhealthy_after=self.settings.unhealthy_after,
                       programme_path=str(self.settings.programme))
+
+
+def _what_happened(happened: dict[str, str]) -> str:
+    """'; vantaa changed, joensuu added' — or counts, when a whole programme arrives at once."""
+    if not happened:
+        return ""
+    if len(happened) <= 10:
+        return "; " + ", ".join(f"{sid} {what}" for sid, what in sorted(happened.items()))
+    counts: dict[str, int] = {}
+    for what in happened.values():
+        counts[what] = counts.get(what, 0) + 1
+    return "; " + ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
 
 
 def run(settings: Settings) -> int:
