@@ -425,3 +425,26 @@ def test_one_server_down_mid_run_others_synced_then_converges(tmp_path):
     finally:
         rad.stop()
         xan.stop()
+
+
+def test_changed_target_moves_events_and_cleans_the_old_calendar(world):
+    text = programme(world.server, SESSIONS)
+    assert world.sync(text).ok
+    old = world.calendar("alice")
+    old_url = str(old.url)
+    foreign_path, foreign_bytes, _ = world.put_foreign("alice")
+    # Milja's events now go to another calendar on the same server.
+    moved = text.replace('calendar = "Klash"\n', 'calendar = "Klash uusi"\n', 1) if world.server.kind == \
+        "radicale" else text.replace('calendar = "Klash Milja"', 'calendar = "Klash uusi"')
+    report = world.sync(moved)
+    assert report.ok, [r.error for r in report.results]
+    assert any(r.leaving and r.mentor == "milja-kopsi" and r.deleted == 3 for r in report.results)
+    client = caldav.DAVClient(url=world.server.calendar_url("alice"), username="alice",
+                              password=PASSWORDS["alice"])
+    by_name = {c.get_display_name(): c for c in client.principal().calendars()}
+    new_uids = sorted(str(icalendar.Calendar.from_ical(o.data).walk("VEVENT")[0]["UID"])
+                      for o in by_name["Klash uusi"].events())
+    assert new_uids == ["janakkala@klash.test", "joensuu@klash.test", "yhteinen@klash.test"]
+    old_left = [o for o in next(c for c in by_name.values() if str(c.url) == old_url).events()]
+    assert [b"Hammasl" in o.data.encode() for o in old_left] == [True]  # only the mentor's own event
+    assert world.get("alice", foreign_path).body == foreign_bytes
