@@ -65,3 +65,32 @@ def test_serve_subprocess_answers_on_a_free_port(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_sync_in_a_terminal_shows_progress_and_a_summary_table(tmp_path):
+    """In a terminal: a line per calendar as it finishes, then a table; piped: plain lines."""
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
+    env.update(KLASH_STATE_DIR=str(tmp_path / "state"))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "klash_sync", "sync"], cwd=ROOT, env=env,
+                            stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed when the process ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=60) == 0
+    os.close(leader)
+    screen = b"".join(chunks).decode()
+    assert screen.count("ok      ") == 8
+    assert "calendars   failed  created  updated  deleted  requests" in screen
+    piped = run_cli("sync", env={"KLASH_STATE_DIR": str(tmp_path / "state")})
+    assert "summary: 8 calendars, 0 failed, 0 created" in piped.out
+    assert "calendars   failed" not in piped.out
