@@ -100,3 +100,33 @@ def test_passwords_are_stored_only_as_bcrypt_hashes(dav):
     assert embedded.service_password not in text
     assert oct(embedded.htpasswd.stat().st_mode & 0o777) == "0o600"
     assert oct((embedded.root / "service.password").stat().st_mode & 0o777) == "0o600"
+
+
+def test_accounts_command_shows_each_password_once_and_reset_replaces_it(tmp_path, serve_live):
+    import re
+
+    from .conftest import run_cli
+
+    env = {"KLASH_STATE_DIR": str(tmp_path / "state"), "KLASH_PUBLIC_URL": "https://klash.example.fi"}
+    first = run_cli("accounts", env=env)
+    assert first.code == 0, first.err
+    assert "https://klash.example.fi/dav/klash.service/milja-kopsi/  user milja-kopsi" in first.out
+    shown = dict(re.findall(r"user (\S+)  password (\S+)   \(new", first.out))
+    assert len(shown) == 8
+    again = run_cli("accounts", env=env)
+    assert "password set earlier" in again.out and shown["milja-kopsi"] not in again.out
+    reset = run_cli("accounts", "--reset", "milja-kopsi", env=env)
+    new = dict(re.findall(r"user (\S+)  password (\S+)   \(new", reset.out))
+    assert list(new) == ["milja-kopsi"] and new["milja-kopsi"] != shown["milja-kopsi"]
+    # The new password logs Milja in (her principal answers, with or without content);
+    # the old one is refused.
+    embedded = Embedded(tmp_path / "state")
+    live = Live()
+    site = serve_live(live)
+    site.app.dav = embedded.mounted
+    assert fetch(site.url, "/dav/milja-kopsi/", "PROPFIND",
+                 {**basic("milja-kopsi", new["milja-kopsi"]), "Depth": "0"}).status in (207, 404)
+    assert fetch(site.url, "/dav/milja-kopsi/", "PROPFIND",
+                 {**basic("milja-kopsi", shown["milja-kopsi"]), "Depth": "0"}).status == 401
+    bad = run_cli("accounts", "--reset", "nobody", env=env)
+    assert bad.code == 2 and "not a mentor" in bad.err
