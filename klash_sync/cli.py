@@ -8,9 +8,10 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from .errors import MassDeleteRefused, ProgrammeError, SettingsError, UserError
 from .feeds import Snapshot, feed_path, publish
 from .settings import Settings, load_settings
 from .state import Store
+from .sync import Syncer
+from .targets.embedded import Embedded, loopback_server
 
 log = logging.getLogger("klash_sync")
 
@@ -173,23 +176,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run(settings)
 
 
-def _syncer_context(settings: Settings, store: Store):
+@contextlib.contextmanager
+def _syncer_context(settings: Settings, store: Store) -> Iterator[Syncer]:
     """A Syncer, with the embedded server on a private loopback port when it is needed."""
-    import contextlib
-
-    from .sync import Syncer
-    from .targets.embedded import Embedded, loopback_server
-
-    @contextlib.contextmanager
-    def context():
-        if not settings.embedded_caldav:
-            yield Syncer(settings, store)
-            return
-        embedded = Embedded(settings.state_dir)
-        with loopback_server(embedded) as base:
-            yield Syncer(settings, store, embedded=embedded, dav_base=base)
-
-    return context()
+    if not settings.embedded_caldav:
+        yield Syncer(settings, store)
+        return
+    embedded = Embedded(settings.state_dir)
+    with loopback_server(embedded) as base:
+        yield Syncer(settings, store, embedded=embedded, dav_base=base)
 
 
 def _print_result(result, out=None) -> None:  # noqa: ANN001
@@ -280,7 +275,6 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
-    from .targets.embedded import Embedded
 
     settings = _settings(args)
     if not settings.embedded_caldav:

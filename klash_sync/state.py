@@ -298,6 +298,13 @@ class Store:
             rows = self._db.execute("SELECT calendar, mentor, target, url FROM calendars").fetchall()
         return {r[0]: CalendarRecord(r[0], r[1], json.loads(r[2]), r[3]) for r in rows}
 
+    def calendar(self, key: str) -> CalendarRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT calendar, mentor, target, url FROM calendars WHERE calendar=?", (key,)
+            ).fetchone()
+        return CalendarRecord(row[0], row[1], json.loads(row[2]), row[3]) if row else None
+
     def set_calendar(self, record: CalendarRecord) -> None:
         with self._tx() as db:
             db.execute(

@@ -261,7 +261,7 @@ class Syncer:
         result = CalendarResult(job.key, job.mentor, ok=False, leaving=job.leaving)
         calendar: CalDAVCalendar | None = None
         try:
-            record = self.store.calendars().get(job.key)
+            record = self.store.calendar(job.key)
             endpoint = self.endpoint(job)
             known = record.url if record else None
             if known and endpoint.create_here:
@@ -332,8 +332,9 @@ class Syncer:
                 listed = listing.get(href, etag)
                 remote[href] = Remote(href, listed or etag, seen.ours, seen.uid if seen.ours else None,
                                       seen.hash)
-        if not dry_run:
-            self.store.set_foreign(job.key, {h: r.etag for h, r in remote.items() if not r.ours})
+        seen_foreign = {h: r.etag for h, r in remote.items() if not r.ours}
+        if not dry_run and seen_foreign != foreign:  # a no-op sync writes nothing, here too
+            self.store.set_foreign(job.key, seen_foreign)
         return remote
 
     # ---------------------------------------------------------------- apply
