@@ -50,6 +50,7 @@ from .settings import Settings
 from .state import CalendarRecord, Item, Store
 from .targets.caldav import CalDAVCalendar, Endpoint, PreconditionFailed
 from .targets.embedded import SERVICE_USER, Embedded
+from .targets.pool import Connections
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,11 @@ class Syncer:
         self.dav_base = dav_base
         self.environ = environ if environ is not None else os.environ
         self.clock = clock
+        # One pool of connections per server, kept across calendars and passes.
+        self.connections = Connections(per_host=settings.sync_per_host)
+
+    def close(self) -> None:
+        self.connections.close()
 
     # ------------------------------------------------------------ endpoints
 
@@ -328,8 +334,9 @@ class Syncer:
             if known and endpoint.create_here:
                 # The embedded server's port may differ from run to run: keep only the path.
                 known = endpoint.url
-            calendar = CalDAVCalendar(endpoint, collection_url=known)
-            self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
+            calendar = CalDAVCalendar(endpoint, collection_url=known, connections=self.connections)
+            with self.connections.slot(endpoint.url):
+                self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
             result.ok = True
         except (TargetError, UserError) as e:
             result.error = _one_line(e)
