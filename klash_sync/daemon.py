@@ -35,7 +35,7 @@ from .observe import Metrics, health
 from .server import bind, bound_url, serve, shutdown
 from .settings import Settings
 from .state import Store
-from .sync import CalendarResult, Job, Syncer, jobs_for
+from .sync import CalendarResult, Job, Syncer, carry_cache, jobs_for
 from .targets.embedded import Embedded
 from .timing import Backoff, Clock, Debouncer, Periodic
 from .tokens import FeedKeys
@@ -69,6 +69,7 @@ class Daemon:
         self.inflight: dict[str, Future] = {}
         self.finished: queue.Queue[tuple[Job, CalendarResult]] = queue.Queue()
         self.due = Due(per_host=settings.sync_per_host)
+        self._planned: Snapshot | None = None  # the snapshot the current jobs were made from
         self._wake = threading.Event()  # a finished job wakes the loop to start the next at once
         self.backoff = Backoff(self.clock, cap=settings.retry_max)
         self.debouncer = Debouncer(settings.debounce, self.clock)
@@ -229,6 +230,9 @@ class Daemon:
         snapshot = self.live.snapshot
         if snapshot is None:
             return
+        if self._planned is not None and self._planned is not snapshot:
+            carry_cache(self._planned, snapshot)  # an edit's cost grows with the edit, not the programme
+        self._planned = snapshot
         changed = self.due.refresh(jobs_for(snapshot, self.settings, self.store), all_due=all_due)
         if changed and not all_due:
             log.info("%d calendars changed; syncing them first", len(changed))

@@ -19,14 +19,24 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .plan import Desired
 from .sync import Job
 
-Signature = tuple[bool, tuple[str, ...], Mapping[str, bytes]]
+Signature = tuple[bool, tuple[str, ...], Mapping[str, Desired]]
 
 
 def signature(job: Job) -> Signature:
-    """What a job would make the calendar hold (body bytes per UID), and whether it leaves."""
-    return job.leaving, job.successors, {u: d.body for u, d in job.desired.items()}
+    """What a job would make the calendar hold, and whether it leaves."""
+    return job.leaving, job.successors, job.desired
+
+
+def _same(a: Signature | None, b: Signature) -> bool:
+    """Equal content; the same desired mapping (carried over from the last snapshot) is quick."""
+    if a is None or a[0] != b[0] or a[1] != b[1]:
+        return False
+    if a[2] is b[2]:
+        return True
+    return {u: d.body for u, d in a[2].items()} == {u: d.body for u, d in b[2].items()}
 
 
 def origin(job: Job) -> str:
@@ -56,7 +66,7 @@ class Due:
         the changed ones join those already due (failed ones waiting for a retry).
         """
         fresh = {j.key: j for j in jobs}
-        changed = {k for k, j in fresh.items() if self._seen.get(k) != signature(j)}
+        changed = {k for k, j in fresh.items() if not _same(self._seen.get(k), signature(j))}
         self._seen = {k: signature(j) for k, j in fresh.items()}
         self.jobs = fresh
         keep = set(fresh) if all_due else self.pending & set(fresh)
