@@ -14,6 +14,7 @@ one-line reason; it never stops the others.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -221,6 +222,7 @@ def same_collection(a: str, b: str) -> bool:
     return _collection_id(a) == _collection_id(b)
 
 
+@functools.lru_cache(maxsize=65536)  # claim_calendar compares with every calendar, every sync
 def _collection_id(url: str) -> tuple[str, str, int | None, str]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
