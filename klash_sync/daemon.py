@@ -442,6 +442,8 @@ class Daemon:
         done.wait(STOP_GRACE)
         if self._observer is not None:
             self._observer.stop()
+        if self.syncer is not None and done.is_set():
+            self.syncer.close()  # the kept-alive connections to the CalDAV servers
         if self.server is not None:
             shutdown(self.server, self._server_thread, timeout=2)
         self.store.close()

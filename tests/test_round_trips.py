@@ -264,3 +264,31 @@ def test_a_redirect_is_reported_with_its_location_and_not_followed(rig, status):
     assert "redirected to https://elsewhere.example/dav/" in error
     assert seen == ["/dav/"]
     assert PASSWORDS["alice"] not in error
+
+
+def test_connections_the_server_closed_while_idle_are_replaced(tmp_path):
+    """A server that drops idle keep-alive connections after a second: the next pass works."""
+    import time
+
+    radicale = start_radicale(tmp_path / "radicale")
+    radicale.stop()
+    http = create_server(radicale.recorder, host="127.0.0.1", port=0, threads=4, channel_timeout=1,
+                         cleanup_interval=1)
+    thread = threading.Thread(target=serve, args=(http,), daemon=True)
+    thread.start()
+    proxy = TcpProxy(http.effective_port)
+    rig = Rig(tmp_path, sync_workers=2, sync_per_host=2)
+    try:
+        mentors = {f"m{i}": (f"{proxy.base}/alice/", f"Klash {i}") for i in range(4)}
+        assert rig.sync(text(mentors, events=1)).ok
+        radicale.recorder.reset()
+        opened = proxy.accepted
+        time.sleep(2.5)  # the server closes the pooled connections meanwhile
+        report = rig.sync(text(mentors, events=1))
+        assert report.ok, [r.error for r in report.results]
+        assert sum(r.requests for r in report.results) == radicale.recorder.count() == 4
+        assert proxy.accepted > opened  # new connections replaced the closed ones
+    finally:
+        rig.close()
+        proxy.close()
+        shutdown(http, thread)
