@@ -238,7 +238,8 @@ def _wait_http(url: str, limit: float = 30) -> None:
             time.sleep(0.1)
 
 
-def start_klash(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def start_klash(args: list[str], env: dict[str, str],
+                log: Path | None = None) -> tuple[subprocess.Popen, str]:
     import re
 
     full = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
@@ -250,7 +251,11 @@ def start_klash(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen,
         line = proc.stderr.readline()  # type: ignore[union-attr]
         m = re.search(r"(?:listening on|serving feeds on) (http://\S+)", line)
         if m:
-            threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()  # type: ignore[union-attr]
+            def drain() -> None:
+                with open(log or os.devnull, "a", encoding="utf-8") as sink:
+                    for rest in proc.stderr:  # type: ignore[union-attr]
+                        sink.write(rest)
+            threading.Thread(target=drain, daemon=True).start()
             return proc, m.group(1)
         if not line and proc.poll() is not None:
             break

@@ -109,9 +109,11 @@ def get(base: str, path: str, user: str) -> bytes | None:
         return None
 
 
-def wait_quiet(server, quiet: float = 1.0, limit: float = 300) -> None:
-    """Until the server has seen no request for ``quiet`` seconds."""
+def wait_quiet(server, quiet: float = 1.0, limit: float = 300, at_least: int = 0) -> None:
+    """Until the server has seen ``at_least`` requests, then none for ``quiet`` seconds."""
     deadline = time.monotonic() + limit
+    while server.count() < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
     last, since = server.count(), time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(0.1)
@@ -165,10 +167,11 @@ def run_case(server, mentors: int, delay: float, hosts: int, workers: int, tmp: 
                "KLASH_EMBEDDED_CALDAV": "false", "KLASH_SYNC_WORKERS": str(workers),
                "KLASH_DEBOUNCE": str(DEBOUNCE), "KLASH_SYNC_INTERVAL": str(interval),
                "BENCH_PW": PASSWORD}
-        daemon, _url = start_klash(["run"], env)
+        server.count(reset=True)
+        daemon, _url = start_klash(["run"], env, log=tmp / f"{tag}.log")
         started = time.monotonic()
         try:
-            wait_quiet(server)
+            wait_quiet(server, at_least=mentors)  # the start's pass: one listing per calendar
             ids = sorted(f"m{m}" for m in range(mentors))
             edits: dict[int, str] = {}
 
@@ -186,7 +189,8 @@ def run_case(server, mentors: int, delay: float, hosts: int, workers: int, tmp: 
                     if body is not None and want in body:
                         return time.monotonic() - saved
                     time.sleep(0.005)
-                raise RuntimeError(f"edit {label} never reached the server")
+                raise RuntimeError(f"edit {label} never reached the server; the daemon's log: "
+                                   f"{tmp / (tag + '.log')}")
 
             cpu0 = cpu_of(daemon.pid)
             t0 = time.monotonic()

@@ -106,6 +106,9 @@ class Daemon:
         log.info("the programme and its subscribe links: %s/", self.settings.base_url)
         if self.embedded is not None:
             log.info("mentors' read-only logins to the embedded calendars: klash-sync accounts")
+        # The file as it is before it is read: an edit saved while the programme loads
+        # (before the watcher runs) differs from it and is applied, not lost.
+        self._stat = self._identity()
         self.reload(initial=True)
         self._watch()
 
@@ -396,14 +399,17 @@ class Daemon:
         if now < self._next_stat:
             return
         self._next_stat = now + 2.0
-        try:
-            st = self.settings.programme.stat()
-            current = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError:
-            current = (0, 0, 0)
+        current = self._identity()
         if self._stat is not None and current != self._stat and not self.debouncer.pending:
             self.debouncer.poke()
         self._stat = current
+
+    def _identity(self) -> tuple[int, int, int]:
+        try:
+            st = self.settings.programme.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def idle(self) -> bool:
         """Nothing running and nothing due now (for tests that step the clock)."""
