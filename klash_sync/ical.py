@@ -120,7 +120,8 @@ def render_event(
     event.add("URL", session_url(session, base_url))
     categories = ["Klash"] + ([session.municipality] if session.municipality else [])
     event.add("CATEGORIES", categories)
-    event.add("TRANSP", "OPAQUE")
+    # A called-off session must not show the mentor as busy in apps that ignore STATUS.
+    event.add("TRANSP", "TRANSPARENT" if session.status == "cancelled" else "OPAQUE")
     event.add("CLASS", "PUBLIC")
     event.add(MARKER, vText(session.id))
     if session.status != "cancelled":  # nobody wants a reminder of a called-off session
@@ -136,7 +137,7 @@ def render_event(
 
 # Bump when a change to this module changes the bytes of events, so that every event
 # gets a higher SEQUENCE and clients take the new rendering.
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: cancelled sessions are TRANSPARENT
 
 
 def fingerprint(session: Session, programme: Programme, *, base_url: str) -> str:

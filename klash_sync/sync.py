@@ -62,6 +62,7 @@ class Job:
     target: dict  # how to reach it, without secrets; stored for later cleanup
     desired: Mapping[str, Desired]
     leaving: bool = False
+    title: str = ""  # the name of a calendar we create: the mentor's feed title
 
 
 @dataclass
@@ -160,7 +161,8 @@ def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
             continue
         key = calendar_key(mentor.id, target)
         current.add(key)
-        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id)))
+        title = f"{snapshot.programme.programme.name} – {mentor.name}"  # as the mentor's feed
+        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id), title=title))
     for key, record in sorted(store.calendars().items()):
         if key not in current:
             jobs.append(Job(key, record.mentor, record.target, {}, leaving=True))
@@ -197,7 +199,7 @@ class Syncer:
             return Endpoint(
                 url=self.dav_base + Embedded.calendar_path(t["calendar"]),
                 username=SERVICE_USER, password=self.embedded.service_password,
-                calendar=f"Klash – {job.mentor}", timeout=self.settings.request_timeout,
+                calendar=job.title or f"Klash – {job.mentor}", timeout=self.settings.request_timeout,
                 create_here=True,
             )
         return Endpoint(

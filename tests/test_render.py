@@ -104,6 +104,8 @@ def test_cancelled_session_stays_with_status_cancelled(store):
         assert event["STATUS"] == "CANCELLED"
         assert "PERUTTU" in str(event["SUMMARY"])
         assert not event.walk("VALARM"), "no reminder for a cancelled session"
+        assert event["TRANSP"] == "TRANSPARENT", "a cancelled session must not make the mentor busy"
+    assert _event(snap.feeds["/feeds/programme.ics"].body, "syksy@klash.test")["TRANSP"] == "OPAQUE"
 
 
 def test_feed_has_vtimezone_for_every_tzid_and_calendar_properties(store):
