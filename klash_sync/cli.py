@@ -73,7 +73,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         from .tokens import FeedKeys
 
         try:
-            version = export_all(snapshot, settings, Path(args.all), FeedKeys.from_settings(settings, store))
+            version = export_all(snapshot, settings, Path(args.all), FeedKeys.from_settings(settings, store),
+                                 store.recent_changes(30))
         finally:
             store.close()
         print(f"exported {len(snapshot.feeds)} feeds and the page to {args.all} (-> {version.name})",

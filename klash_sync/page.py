@@ -20,9 +20,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from .feeds import Feed, Snapshot
 from .ical import start_instant, when
+from .links import Links
 from .live import Live
 from .model import Mentor, Session
 from .settings import Settings
+
+# The page's languages; the first is the default (no ?lang=, no Accept-Language match).
+LANGUAGES = ("fi", "en")
 
 TEXTS: dict[str, dict[str, str]] = {
     "fi": {
@@ -147,9 +151,10 @@ def time_label(session: Session, tz: ZoneInfo, lang: str) -> str:
 class Page:
     """Renders the pages from a snapshot; holds the template environment."""
 
-    def __init__(self, settings: Settings, change_source=None) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, change_source=None, *, static: bool = False) -> None:  # noqa: ANN001
         self.settings = settings
         self.change_source = change_source
+        self.links = Links.for_base(settings.base_url, static=static)
         self.env = Environment(
             loader=PackageLoader("klash_sync", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -163,7 +168,8 @@ class Page:
         webcal = "webcal://" + https.split("://", 1)[1]
         return Link(feed.title, https, webcal, qr_svg(https, f"QR: {feed.title}"))
 
-    def _common(self, snapshot: Snapshot, live: Live, lang: str) -> dict:
+    def _common(self, snapshot: Snapshot, live: Live, lang: str,
+                mentor_id: str | None = None, token: str | None = None) -> dict:
         tz = ZoneInfo(snapshot.programme.programme.timezone)
 
         def fmt(moment: datetime | None) -> str:
@@ -178,6 +184,9 @@ class Page:
         return {
             "t": t, "lang": lang, "snapshot": snapshot, "programme": snapshot.programme,
             "error": live.programme_error, "fmt": fmt, "script": SCRIPT,
+            "urls": self.links,
+            # The same page (and token) in another language: the language switch.
+            "here": lambda code: self.links.page(code, mentor_id, token),
             "changes": self.changes(),
             "names": {m.id: m.name for m in snapshot.programme.mentors},
         }
@@ -216,7 +225,7 @@ class Page:
         )
 
     def mentor(self, snapshot: Snapshot, live: Live, mentor: Mentor, lang: str,
-               private_path: str | None = None) -> str:
+               private_path: str | None = None, token: str | None = None) -> str:
         template = self.env.get_template("index.html")
         own = snapshot.feed("mentor", mentor.id)
         links = []
@@ -225,7 +234,7 @@ class Page:
         elif own is not None and not self.settings.private_feeds:
             links = [self.link(own)]
         return template.render(
-            **self._common(snapshot, live, lang),
+            **self._common(snapshot, live, lang, mentor.id, token),
             days=self.rows(snapshot, snapshot.programme.sessions_of(mentor.id), lang),
             links=links,
             calendars=[c for c in live.calendars.values() if c.mentor == mentor.id],

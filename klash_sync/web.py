@@ -18,7 +18,7 @@ from .atom import atom
 from .feeds import Feed
 from .http import accepts_gzip, http_date, not_modified, preferred_language
 from .live import Live
-from .page import SCRIPT_HASH, Page
+from .page import LANGUAGES, SCRIPT_HASH, Page
 from .settings import Settings
 from .state import Change
 from .tokens import FeedKeys
@@ -109,9 +109,10 @@ class App:
                 return self._not_found(start_response, path)
             return self._feed(environ, start_response, feed, head, private=True)
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-        lang = preferred_language(environ, query, ("fi", "en"))
+        lang = preferred_language(environ, query, LANGUAGES)
         if path == "/changes.atom":
-            body = atom(snapshot, self.changes() if self.changes else [], lang, self.settings.base_url)
+            body = atom(snapshot, self.changes() if self.changes else [], lang, self.settings.base_url,
+                        self.page.links)
             return _respond(start_response, "200 OK", "application/atom+xml; charset=utf-8", body, head,
                             extra=[("Cache-Control", "no-cache")])
         if path in ("/", "/index.html"):
@@ -122,12 +123,13 @@ class App:
             mentor = snapshot.programme.mentor(m["id"])
             if mentor is None:
                 return self._not_found(start_response, path)
-            private_path = None
+            private_path, token = None, None
             if m["token"] is not None:
                 if not self._token_ok(mentor.id, m["token"]):
                     return self._not_found(start_response, path)
-                private_path = f"/feeds/mentors/{mentor.id}/{m['token']}.ics"
-            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path).encode()
+                token = m["token"]
+                private_path = f"/feeds/mentors/{mentor.id}/{token}.ics"
+            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path, token).encode()
             return self._html(start_response, body, head, lang, private=private_path is not None)
         return self._not_found(start_response, path)
 
