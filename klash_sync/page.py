@@ -27,6 +27,8 @@ from .settings import Settings
 
 # The page's languages; the first is the default (no ?lang=, no Accept-Language match).
 LANGUAGES = ("fi", "en")
+# Each language named in itself, for the language switch.
+LANGUAGE_NAMES = {"fi": "Suomeksi", "sv": "På svenska", "en": "In English"}
 
 TEXTS: dict[str, dict[str, str]] = {
     "fi": {
@@ -56,6 +58,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "changes": "Muutokset", "no_changes": "Ei muutoksia vielä.",
         "atom": "Muutokset syötteenä (Atom)",
         "private_note": "Tämä osoite on henkilökohtainen: älä jaa sitä.",
+        "unloaded_title": "Ohjelmaa päivitetään",
+        "unloaded_note": "Ohjelmaa päivitetään parhaillaan. Palaa hetken kuluttua.",
+        "unloaded_help": "Aiempaa toimivaa versiota ei ole tallessa, joten sivulla ja syötteissä "
+                         "ei ole vielä mitään. Korjaa tiedosto; korjaus otetaan käyttöön heti.",
+        "unloaded_loading": "Ohjelmaa luetaan.",
     },
     "en": {
         "other_lang": "Suomeksi", "other_code": "fi", "navigation": "Pages",
@@ -84,6 +91,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "changes": "What changed", "no_changes": "No changes yet.",
         "atom": "Changes as a feed (Atom)",
         "private_note": "This address is personal: do not share it.",
+        "unloaded_title": "The programme is being updated",
+        "unloaded_note": "The programme is being updated right now. Please come back in a moment.",
+        "unloaded_help": "No earlier working version is kept, so the page and the feeds are "
+                         "empty for now. Fix the file; the fix is applied at once.",
+        "unloaded_loading": "The programme is being loaded.",
     },
 }
 
@@ -190,6 +202,15 @@ class Page:
             "changes": self.changes(),
             "names": {m.id: m.name for m in snapshot.programme.mentors},
         }
+
+    def unloaded(self, live: Live, lang: str, mentor_id: str | None = None,
+                 token: str | None = None) -> str:
+        """The page while no programme is loaded: a note for mentors, the error for organisers."""
+        return self.env.get_template("unloaded.html").render(
+            t=TEXTS[lang], lang=lang, error=live.programme_error,
+            here=lambda code: self.links.page(code, mentor_id, token),
+            other_languages=[(c, LANGUAGE_NAMES[c]) for c in LANGUAGES if c != lang],
+        )
 
     def changes(self) -> list:
         return self.change_source() if self.change_source is not None else []

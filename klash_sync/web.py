@@ -95,8 +95,7 @@ class App:
             return _respond(start_response, "200 OK", "text/plain; version=0.0.4; charset=utf-8",
                             self.metrics(), head, extra=[("Cache-Control", "no-store")])
         if snapshot is None:
-            return _plain(start_response, "503 Service Unavailable",
-                          b"The programme has not been loaded yet\n", extra=[("Retry-After", "5")])
+            return self._unloaded(environ, start_response, path, head)
         if _FEED.match(path):
             feed = snapshot.feeds.get(path)
             if feed is None or not self._feed_visible(feed):
@@ -132,6 +131,19 @@ class App:
             body = self.page.mentor(snapshot, self.live, mentor, lang, private_path, token).encode()
             return self._html(start_response, body, head, lang, private=private_path is not None)
         return self._not_found(start_response, path)
+
+    def _unloaded(self, environ: dict, start_response: StartResponse, path: str, head: bool
+                  ) -> Iterable[bytes]:
+        """No programme yet: pages explain why (still 503 for machines), the rest is plain."""
+        m = _MENTOR_PAGE.match(path)
+        if path not in ("/", "/index.html") and m is None:
+            return _plain(start_response, "503 Service Unavailable",
+                          b"The programme has not been loaded yet\n", extra=[("Retry-After", "5")])
+        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        lang = preferred_language(environ, query, LANGUAGES)
+        body = self.page.unloaded(self.live, lang, m["id"] if m else None, m["token"] if m else None)
+        return self._html(start_response, body.encode(), head, lang, private=True,
+                          status="503 Service Unavailable", extra=[("Retry-After", "5")])
 
     def _token_ok(self, mentor_id: str, token: str) -> bool:
         return self.settings.private_feeds and self.keys is not None and self.keys.valid(mentor_id, token)
@@ -169,9 +181,10 @@ class App:
 
     def _html(
         self, start_response: StartResponse, body: bytes, head: bool, lang: str,
-        *, private: bool = False,
+        *, private: bool = False, status: str = "200 OK", extra: list[tuple[str, str]] | None = None,
     ) -> Iterable[bytes]:
-        return _respond(start_response, "200 OK", "text/html; charset=utf-8", body, head, extra=[
+        return _respond(start_response, status, "text/html; charset=utf-8", body, head, extra=[
+            *(extra or []),
             ("Content-Language", lang),
             ("Cache-Control", "private, no-store" if private else "no-cache"),
             ("Vary", "Accept-Language"),

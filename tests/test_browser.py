@@ -198,3 +198,30 @@ def test_hostile_programme_text_shows_as_text_and_runs_nothing(browser, tmp_path
         page.close()
     finally:
         stop(d)
+
+
+def test_unloaded_programme_page_in_the_browser(browser, tmp_path):
+    """A broken file at start, no last good one: a note, the error, 503, accessible."""
+    path = tmp_path / "programme.toml"
+    shipped = (ROOT / "config" / "programme.toml").read_text(encoding="utf-8")
+    path.write_text(shipped.replace("date = 2019-10-08", 'date = "8.10.2019"'), encoding="utf-8")
+    d = start_daemon(tmp_path, path, KLASH_EMBEDDED_CALDAV="false")
+    try:
+        wait_for(lambda: json.loads(fetch(d.url, "/healthz").body)["programme"]["error"], 20, "the error")
+        for size, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+            context = browser.new_context(viewport=viewport, locale="fi-FI", bypass_csp=True)
+            page = context.new_page()
+            response = page.goto(d.url + "/")
+            assert response is not None
+            assert response.status == 503
+            text = page.locator("main").inner_text()
+            assert "Ohjelmaa päivitetään parhaillaan" in text
+            assert "is not a date (got '8.10.2019')" in text
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            shot(page, f"unloaded-fi-{size}")
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+            assert [v["id"] for v in result["violations"] if v["impact"] in ("serious", "critical")] == []
+            context.close()
+    finally:
+        stop(d)
