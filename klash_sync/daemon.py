@@ -95,6 +95,9 @@ class Daemon:
         log.info("the programme and its subscribe links: %s/", self.settings.base_url)
         if self.embedded is not None:
             log.info("mentors' read-only logins to the embedded calendars: klash-sync accounts")
+        # The stat check's baseline is taken before the first read: an edit saved between the
+        # read and the watcher's start would otherwise be missed until the next edit.
+        self._stat = self._file_stat()
         self.reload(initial=True)
         self._watch()
 
@@ -280,14 +283,17 @@ class Daemon:
         if now < self._next_stat:
             return
         self._next_stat = now + 2.0
-        try:
-            st = self.settings.programme.stat()
-            current = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError:
-            current = (0, 0, 0)
+        current = self._file_stat()
         if self._stat is not None and current != self._stat and not self.debouncer.pending:
             self.debouncer.poke()
         self._stat = current
+
+    def _file_stat(self) -> tuple[int, int, int]:
+        try:
+            st = self.settings.programme.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def idle(self) -> bool:
         """Nothing running and nothing due now (for tests that step the clock)."""

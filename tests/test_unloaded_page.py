@@ -44,6 +44,7 @@ def test_unloaded_programme_page_shows_the_error_and_a_note(tmp_path):
         assert feed.headers["content-type"].startswith("text/plain")
         # Fixed: the page is there at once.
         path.write_text(good, encoding="utf-8")
+        # (at once: also when saved before the file watcher is up, right after the start)
         wait_for(lambda: fetch(d.url, "/").status == 200, 10, "the fixed programme")
     finally:
         stop(d)
