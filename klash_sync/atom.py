@@ -10,6 +10,7 @@ from datetime import UTC
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
+from .changes import change_text
 from .feeds import Snapshot
 from .links import Links
 from .state import Change
@@ -26,7 +27,7 @@ def atom(snapshot: Snapshot, changes: list[Change], lang: str, base_url: str,
     ET.register_namespace("", ATOM)
     domain = snapshot.programme.programme.uid_domain
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": lang})
-    title = "Muutokset" if lang == "fi" else "What changed"
+    title = {"fi": "Muutokset", "sv": "Ändringar"}.get(lang, "What changed")
     ET.SubElement(feed, f"{{{ATOM}}}title").text = f"{snapshot.programme.programme.name}: {title}"
     ET.SubElement(feed, f"{{{ATOM}}}id").text = f"tag:{domain},2019:changes"
     # Without changes, when the feeds last changed: stable across reloads and exports.
@@ -39,7 +40,7 @@ def atom(snapshot: Snapshot, changes: list[Change], lang: str, base_url: str,
     ET.SubElement(author, f"{{{ATOM}}}name").text = snapshot.programme.programme.organiser
     for change in changes:
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
-        text = change.text_fi if lang == "fi" else change.text_en
+        text = change_text(change, lang)
         ET.SubElement(entry, f"{{{ATOM}}}title").text = text
         ET.SubElement(entry, f"{{{ATOM}}}id").text = f"tag:{domain},2019:change/{change.seq}"
         ET.SubElement(entry, f"{{{ATOM}}}updated").text = change.at.astimezone(UTC).isoformat()

@@ -87,8 +87,8 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str,
     if not revised.first:
         entries = []
         for sid in sorted(happened):
-            fi, en = describe(happened[sid], revised.previous.get(sid), summaries.get(sid))
-            entries.append((now, sid, happened[sid], fi, en))
+            fi, en, sv = describe(happened[sid], revised.previous.get(sid), summaries.get(sid))
+            entries.append((now, sid, happened[sid], fi, en, sv))
         store.add_changes(entries)
     events: dict[str, bytes] = {}
     hashes: dict[str, str] = {}

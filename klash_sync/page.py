@@ -2,7 +2,8 @@
 
 Rendering is done by Jinja2 with auto-escaping on, so programme text (which may
 contain anything an organiser typed) is always shown as text. Pages are Finnish by
-default and English on request; the words live in ``TEXTS`` below.
+default, Swedish and English on request (Finland is bilingual, and so is Vantaa); the
+words live in ``TEXTS`` below, translated by hand, never generated.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 import segno
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from .changes import change_text
 from .feeds import Feed, Snapshot
 from .ical import start_instant, when
 from .links import Links
@@ -26,13 +28,13 @@ from .model import Mentor, Session
 from .settings import Settings
 
 # The page's languages; the first is the default (no ?lang=, no Accept-Language match).
-LANGUAGES = ("fi", "en")
+LANGUAGES = ("fi", "sv", "en")
 # Each language named in itself, for the language switch.
 LANGUAGE_NAMES = {"fi": "Suomeksi", "sv": "På svenska", "en": "In English"}
 
 TEXTS: dict[str, dict[str, str]] = {
     "fi": {
-        "other_lang": "In English", "other_code": "en", "navigation": "Sivut",
+        "navigation": "Sivut", "languages": "Kieli",
         "programme": "Ohjelma", "subscribe": "Tilaa kalenteriin", "all_day": "koko päivä",
         "mentors": "Mentorit", "mentor": "Mentori", "municipality": "Kunta",
         "joint": "yhteinen tilaisuus kaikille tiimeille", "cancelled": "Peruttu",
@@ -64,8 +66,43 @@ TEXTS: dict[str, dict[str, str]] = {
                          "ei ole vielä mitään. Korjaa tiedosto; korjaus otetaan käyttöön heti.",
         "unloaded_loading": "Ohjelmaa luetaan.",
     },
+    # Finland-Swedish as Kuntaliitto and the bilingual municipalities write it.
+    "sv": {
+        "navigation": "Sidor", "languages": "Språk",
+        "programme": "Program", "subscribe": "Prenumerera", "all_day": "hela dagen",
+        "mentors": "Mentorer", "mentor": "Mentor", "municipality": "Kommun",
+        "joint": "gemensamt tillfälle för alla team", "cancelled": "Inställd",
+        "tentative": "Preliminär", "copy_link": "Kopiera länken", "copied": "Kopierad!",
+        "webcal": "Prenumerera i kalendern", "https": "Öppna .ics-filen",
+        "qr": "Skanna med telefonen", "no_sessions": "Inga tillfällen.",
+        "no_links": "Flödena är inte offentliga: be arrangören om din egen adress.",
+        "your_calendar": "Din kalender", "no_calendar": "Tillfällena förs inte direkt in i din "
+        "kalender; prenumerera på flödet nedan.", "status": "Läget för arrangörerna",
+        "loaded": "Programmet inläst", "file_broken": "filen innehåller ett fel",
+        "in_sync": "uppdaterad", "failing_since": "misslyckas sedan",
+        "last_sync": "senaste synkronisering", "state": "Läge",
+        "calendars_caption": "Mentorernas kalendrar",
+        "no_calendars": "Inga kalendrar har synkroniserats ännu.",
+        "error_title": "Programfilen innehåller ett fel",
+        "error_help": "Ändringen har inte tagits i bruk: kalendrarna och flödena har kvar den "
+                      "senaste fungerande versionen. Rätta filen, så tas rättelsen i bruk genast.",
+        "back": "Hela programmet", "how": "Så här prenumererar du",
+        "how_google": "Google Kalender: Andra kalendrar → + → Från webbadress, klistra in länken. "
+                      "Google uppdaterar prenumererade kalendrar bara med några timmars mellanrum.",
+        "how_apple": "Apples Kalender (iPhone, Mac): tryck på ”Prenumerera i kalendern” eller välj "
+                     "Arkiv → Ny kalenderprenumeration och klistra in länken.",
+        "how_outlook": "Outlook: Lägg till kalender → Prenumerera från webben, klistra in länken.",
+        "changes": "Ändringar", "no_changes": "Inga ändringar ännu.",
+        "atom": "Ändringarna som flöde (Atom)",
+        "private_note": "Den här adressen är personlig: dela den inte med andra.",
+        "unloaded_title": "Programmet uppdateras",
+        "unloaded_note": "Programmet håller på att uppdateras. Kom tillbaka om en stund.",
+        "unloaded_help": "Det finns ingen tidigare fungerande version sparad, så sidan och flödena "
+                         "är tomma tills vidare. Rätta filen, så tas rättelsen i bruk genast.",
+        "unloaded_loading": "Programmet läses in.",
+    },
     "en": {
-        "other_lang": "Suomeksi", "other_code": "fi", "navigation": "Pages",
+        "navigation": "Pages", "languages": "Language",
         "programme": "Programme", "subscribe": "Subscribe", "all_day": "all day",
         "mentors": "Mentors", "mentor": "Mentor", "municipality": "Municipality",
         "joint": "joint session for all teams", "cancelled": "Cancelled",
@@ -123,6 +160,7 @@ def qr_svg(url: str, title: str) -> str:
 
 _WEEKDAYS = {
     "fi": ["ma", "ti", "ke", "to", "pe", "la", "su"],
+    "sv": ["mån", "tis", "ons", "tors", "fre", "lör", "sön"],
     "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
 }
 
@@ -144,9 +182,26 @@ class Link:
     qr: str
 
 
+# Swedish names of bilingual and other well-known municipalities; others (Joensuu,
+# Janakkala) are the same in both languages.
+SWEDISH_PLACES = {
+    "Vantaa": "Vanda", "Helsinki": "Helsingfors", "Espoo": "Esbo", "Kauniainen": "Grankulla",
+    "Turku": "Åbo", "Tampere": "Tammerfors", "Oulu": "Uleåborg", "Vaasa": "Vasa",
+    "Porvoo": "Borgå", "Kokkola": "Karleby", "Pietarsaari": "Jakobstad", "Raasepori": "Raseborg",
+    "Hanko": "Hangö", "Loviisa": "Lovisa", "Sipoo": "Sibbo", "Kirkkonummi": "Kyrkslätt",
+    "Hämeenlinna": "Tavastehus", "Lappeenranta": "Villmanstrand", "Kotka": "Kotka",
+    "Mikkeli": "S:t Michel", "Kristiinankaupunki": "Kristinestad", "Lohja": "Lojo",
+}
+
+
+def place(name: str, lang: str) -> str:
+    """A municipality's name as the language writes it (Vantaa is Vanda in Swedish)."""
+    return SWEDISH_PLACES.get(name, name) if lang == "sv" else name
+
+
 def day_label(day: date, lang: str) -> str:
     weekday = _WEEKDAYS[lang][day.weekday()]
-    if lang == "fi":
+    if lang in ("fi", "sv"):
         return f"{weekday} {day.day}.{day.month}.{day.year}"
     return f"{weekday} {day.year}-{day.month:02d}-{day.day:02d}"
 
@@ -156,7 +211,9 @@ def time_label(session: Session, tz: ZoneInfo, lang: str) -> str:
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         return TEXTS[lang]["all_day"]
     if start.date() == end.date():
-        return f"{start:%H.%M}–{end:%H.%M}" if lang == "fi" else f"{start:%H:%M}–{end:%H:%M}"
+        return f"{start:%H.%M}–{end:%H.%M}" if lang != "en" else f"{start:%H:%M}–{end:%H:%M}"
+    if lang == "en":
+        return f"{start:%H:%M} – {day_label(end.date(), lang)} {end:%H:%M}"
     return f"{start:%H.%M} – {day_label(end.date(), lang)} {end:%H.%M}"
 
 
@@ -175,10 +232,11 @@ class Page:
             lstrip_blocks=True,
         )
 
-    def link(self, feed: Feed, path: str | None = None) -> Link:
+    def link(self, feed: Feed, path: str | None = None, title: str | None = None) -> Link:
         https = self.settings.base_url + (path or feed.path)
         webcal = "webcal://" + https.split("://", 1)[1]
-        return Link(feed.title, https, webcal, qr_svg(https, f"QR: {feed.title}"))
+        title = title or feed.title
+        return Link(title, https, webcal, qr_svg(https, f"QR: {title}"))
 
     def _common(self, snapshot: Snapshot, live: Live, lang: str,
                 mentor_id: str | None = None, token: str | None = None) -> dict:
@@ -190,6 +248,8 @@ class Page:
             local = moment.astimezone(tz)
             if lang == "fi":
                 return f"{local.day}.{local.month}.{local.year} klo {local:%H.%M}"
+            if lang == "sv":
+                return f"{local.day}.{local.month}.{local.year} kl. {local:%H.%M}"
             return f"{local:%Y-%m-%d %H:%M}"
 
         t = dict(TEXTS[lang])
@@ -199,6 +259,9 @@ class Page:
             "urls": self.links,
             # The same page (and token) in another language: the language switch.
             "here": lambda code: self.links.page(code, mentor_id, token),
+            "other_languages": [(c, LANGUAGE_NAMES[c]) for c in LANGUAGES if c != lang],
+            "place": lambda name: place(name, lang),
+            "change_text": lambda change: change_text(change, lang),
             "changes": self.changes(),
             "names": {m.id: m.name for m in snapshot.programme.mentors},
         }
@@ -228,19 +291,23 @@ class Page:
             ]))
         return days
 
-    def feeds(self, snapshot: Snapshot) -> list[Link]:
+    def feeds(self, snapshot: Snapshot, lang: str) -> list[Link]:
         links = []
         if self.settings.public_feeds:
+            places = snapshot.programme.municipalities()
             for feed in snapshot.feeds.values():
-                if feed.kind in ("programme", "municipality"):
+                if feed.kind == "programme":
                     links.append(self.link(feed))
+                elif feed.kind == "municipality":  # the municipality named in the page's language
+                    title = f"{snapshot.programme.programme.name} – {place(places[feed.key], lang)}"
+                    links.append(self.link(feed, title=title))
         return links
 
     def index(self, snapshot: Snapshot, live: Live, lang: str) -> str:
         template = self.env.get_template("index.html")
         return template.render(
             **self._common(snapshot, live, lang),
-            days=self.rows(snapshot, None, lang), links=self.feeds(snapshot),
+            days=self.rows(snapshot, None, lang), links=self.feeds(snapshot, lang),
             calendars=sorted(live.calendars.values(), key=lambda c: (c.mentor, c.calendar)),
             mentor=None, private=False,
         )

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS changes (
     session TEXT NOT NULL,
     kind TEXT NOT NULL,
     text_fi TEXT NOT NULL,
-    text_en TEXT NOT NULL
+    text_en TEXT NOT NULL,
+    text_sv TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
@@ -116,6 +117,7 @@ class Change:
     kind: str
     text_fi: str
     text_en: str
+    text_sv: str = ""
 
 
 def _iso(moment: datetime) -> str:
@@ -144,6 +146,8 @@ class Store:
         columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
         if "summary" not in columns:  # stores made before the change log existed
             db.execute("ALTER TABLE sessions ADD COLUMN summary TEXT")
+        if "text_sv" not in {row[1] for row in db.execute("PRAGMA table_info(changes)")}:
+            db.execute("ALTER TABLE changes ADD COLUMN text_sv TEXT NOT NULL DEFAULT ''")  # before Swedish
         return db
 
     def _open(self, path: Path) -> sqlite3.Connection:
@@ -253,24 +257,24 @@ class Store:
 
     # ------------------------------------------------------------- changes
 
-    def add_changes(self, entries: list[tuple[datetime, str, str, str, str]]) -> None:
-        """Append (at, session, kind, text_fi, text_en) entries to the change log."""
+    def add_changes(self, entries: list[tuple[datetime, str, str, str, str, str]]) -> None:
+        """Append (at, session, kind, text_fi, text_en, text_sv) entries to the change log."""
         if not entries:
             return
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO changes (at, session, kind, text_fi, text_en) VALUES (?,?,?,?,?)",
-                [(_iso(at), s, k, fi, en) for at, s, k, fi, en in entries],
+                "INSERT INTO changes (at, session, kind, text_fi, text_en, text_sv) VALUES (?,?,?,?,?,?)",
+                [(_iso(at), s, k, fi, en, sv) for at, s, k, fi, en, sv in entries],
             )
 
     def recent_changes(self, limit: int = 50) -> list[Change]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, at, session, kind, text_fi, text_en FROM changes "
+                "SELECT seq, at, session, kind, text_fi, text_en, text_sv FROM changes "
                 "ORDER BY seq DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-        return [Change(r[0], _parse(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        return [Change(r[0], _parse(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
     # ----------------------------------------------------------- calendars
 
