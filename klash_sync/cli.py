@@ -109,8 +109,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import threading
+
     from .live import Live
-    from .server import bind, bound_url
+    from .server import bind, bound_url, serve, shutdown, stop_signals
     from .tokens import FeedKeys
     from .web import App
 
@@ -122,13 +124,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
               changes=lambda: store.recent_changes(30))
     server, settings = bind(app, settings)
     live.set_snapshot(publish(programme, store, now=_now(), base_url=settings.base_url))
-    log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
+    stop = threading.Event()
+    # The loop runs in a thread and the main thread only waits: SIGINT/SIGTERM set ``stop``
+    # (see server.stop_signals), and the stop is bounded (server.shutdown).
+    thread = threading.Thread(target=serve, args=(server,), name="http", daemon=True)
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        with stop_signals(stop):
+            thread.start()
+            log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
+            while not stop.wait(0.5) and thread.is_alive():
+                pass
     finally:
-        server.close()
+        shutdown(server, thread)
         store.close()
     return EXIT_OK
 
