@@ -46,4 +46,5 @@ def atom(snapshot: Snapshot, changes: list[Change], lang: str, base_url: str,
         ET.SubElement(entry, f"{{{ATOM}}}updated").text = change.at.astimezone(UTC).isoformat()
         ET.SubElement(entry, f"{{{ATOM}}}link", {"href": f"{origin}{links.page(lang)}#{change.session}"})
         ET.SubElement(entry, f"{{{ATOM}}}summary").text = text
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return body

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from . import __version__, logs
 from .config import load
@@ -21,7 +22,7 @@ from .errors import MassDeleteRefused, ProgrammeError, SettingsError, UserError
 from .feeds import Snapshot, feed_path, publish
 from .settings import Settings, load_settings
 from .state import Store
-from .sync import Syncer
+from .sync import CalendarResult, Syncer, SyncReport
 from .targets.embedded import Embedded, loopback_server
 
 log = logging.getLogger("klash_sync")
@@ -195,7 +196,7 @@ def _syncer_context(settings: Settings, store: Store) -> Iterator[Syncer]:
         yield Syncer(settings, store, embedded=embedded, dav_base=base)
 
 
-def _print_result(result, out=None) -> None:  # noqa: ANN001
+def _print_result(result: CalendarResult, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     label = result.mentor + (" (leaving)" if result.leaving else "")
     if result.ok:
@@ -207,7 +208,7 @@ def _print_result(result, out=None) -> None:  # noqa: ANN001
         print(f"FAILED  {label:<28} {result.error}", file=out, flush=True)
 
 
-def _summary(report) -> None:  # noqa: ANN001
+def _summary(report: SyncReport) -> None:
     total = len(report.results)
     failed = len(report.failed)
     created = sum(r.created for r in report.results)

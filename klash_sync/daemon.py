@@ -64,7 +64,7 @@ class Daemon:
             changes=lambda: self.store.recent_changes(30),
         )
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
-        self.inflight: dict[str, Future] = {}
+        self.inflight: dict[str, Future[None]] = {}
         self.finished: queue.Queue[tuple[Job, CalendarResult]] = queue.Queue()
         self.jobs: dict[str, Job] = {}
         self.pending: set[str] = set()

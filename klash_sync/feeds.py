@@ -12,6 +12,7 @@ import gzip
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .changes import describe, summary
@@ -53,7 +54,7 @@ class Snapshot:
     happened: dict[str, str] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
     timezone: bytes = b""
-    cache: dict = field(default_factory=dict, compare=False, repr=False)
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def feed(self, kind: str, key: str = "") -> Feed | None:
         return next((f for f in self.feeds.values() if f.kind == kind and f.key == key), None)

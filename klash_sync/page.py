@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from itertools import groupby
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import segno
@@ -26,6 +28,7 @@ from .links import Links
 from .live import Live
 from .model import Mentor, Session
 from .settings import Settings
+from .state import Change
 
 # The page's languages; the first is the default (no ?lang=, no Accept-Language match).
 LANGUAGES = ("fi", "sv", "en")
@@ -220,7 +223,8 @@ def time_label(session: Session, tz: ZoneInfo, lang: str) -> str:
 class Page:
     """Renders the pages from a snapshot; holds the template environment."""
 
-    def __init__(self, settings: Settings, change_source=None, *, static: bool = False) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, change_source: Callable[[], list[Change]] | None = None,
+                 *, static: bool = False) -> None:
         self.settings = settings
         self.change_source = change_source
         self.links = Links.for_base(settings.base_url, static=static)
@@ -239,7 +243,7 @@ class Page:
         return Link(title, https, webcal, qr_svg(https, f"QR: {title}"))
 
     def _common(self, snapshot: Snapshot, live: Live, lang: str,
-                mentor_id: str | None = None, token: str | None = None) -> dict:
+                mentor_id: str | None = None, token: str | None = None) -> dict[str, Any]:
         tz = ZoneInfo(snapshot.programme.programme.timezone)
 
         def fmt(moment: datetime | None) -> str:
@@ -275,7 +279,7 @@ class Page:
             other_languages=[(c, LANGUAGE_NAMES[c]) for c in LANGUAGES if c != lang],
         )
 
-    def changes(self) -> list:
+    def changes(self) -> list[Change]:
         return self.change_source() if self.change_source is not None else []
 
     def rows(self, snapshot: Snapshot, sessions: tuple[Session, ...] | None, lang: str

@@ -54,7 +54,8 @@ class _Task(WSGITask):
             and self.request.headers.get("CONNECTION", "").lower() != "close"
         )
         try:
-            return super().build_response_header()
+            header: bytes = super().build_response_header()
+            return header
         finally:
             self._bodiless_keepalive = False
 

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .ical import Revision
 
@@ -95,7 +96,7 @@ class Revised:
 
     revisions: dict[str, Revision]
     happened: dict[str, str]  # session id -> added | changed | removed | restored
-    previous: dict[str, dict | None]  # summaries of changed and removed sessions, before
+    previous: dict[str, dict[str, Any] | None]  # summaries of changed and removed sessions, before
     first: bool  # the store knew no sessions: this is the initial import
 
 
@@ -105,7 +106,7 @@ class CalendarRecord:
 
     key: str
     mentor: str
-    target: dict
+    target: dict[str, Any]
     url: str | None
 
 
@@ -184,7 +185,7 @@ class Store:
 
     def revise(
         self, fingerprints: Mapping[str, str], now: datetime,
-        summaries: Mapping[str, dict] | None = None,
+        summaries: Mapping[str, dict[str, Any]] | None = None,
     ) -> Revised:
         """Record the programme's sessions; return each one's revision and what happened.
 

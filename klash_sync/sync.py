@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import MassDeleteRefused, SettingsError, TargetConflict, TargetError, UserError
@@ -59,7 +60,7 @@ _FETCH_BATCH = 200
 class Job:
     key: str
     mentor: str
-    target: dict  # how to reach it, without secrets; stored for later cleanup
+    target: dict[str, Any]  # how to reach it, without secrets; stored for later cleanup
     desired: Mapping[str, Desired]
     leaving: bool = False
     title: str = ""  # the name of a calendar we create: the mentor's feed title
@@ -98,7 +99,7 @@ class SyncReport:
         return [r for r in self.results if not r.ok]
 
 
-def target_of(mentor: Mentor, settings: Settings) -> dict | None:
+def target_of(mentor: Mentor, settings: Settings) -> dict[str, Any] | None:
     """The target description for a mentor, or None when they get feeds only."""
     if mentor.caldav is not None:
         c = mentor.caldav
@@ -110,7 +111,7 @@ def target_of(mentor: Mentor, settings: Settings) -> dict | None:
     return None
 
 
-def calendar_key(mentor_id: str, target: dict) -> str:
+def calendar_key(mentor_id: str, target: dict[str, Any]) -> str:
     """Identity of one calendar: a new target for a mentor is a new calendar."""
     digest = hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:12]
     return f"{mentor_id}:{target['kind']}:{digest}"
@@ -122,7 +123,7 @@ def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
     Kept in the snapshot's cache: the periodic syncs of an unchanged programme reuse them.
     """
     key = ("desired", mentor_id)
-    cached = snapshot.cache.get(key)
+    cached: dict[str, Desired] | None = snapshot.cache.get(key)
     if cached is not None:
         return cached
     programme = snapshot.programme

@@ -26,7 +26,7 @@ from .tokens import FeedKeys
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _FEED = re.compile(r"^/feeds/(?:programme|mentors/[a-z0-9-]{1,64}|municipalities/[a-z0-9-]{1,64})\.ics$")
 _PRIVATE_FEED = re.compile(r"^/feeds/mentors/(?P<id>[a-z0-9-]{1,64})/(?P<token>[A-Za-z0-9_-]{1,64})\.ics$")
@@ -67,7 +67,7 @@ class App:
         self.settings = settings
         self.page = Page(settings, self.changes)
 
-    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
         if self.dav is not None and (path == "/dav" or path.startswith("/dav/")):
             return self.dav(environ, start_response)
@@ -77,7 +77,7 @@ class App:
             log.exception("internal error serving %s", _printable(path.rsplit("/", 1)[0]) + "/…")
             return _plain(start_response, "500 Internal Server Error", b"Internal server error\n")
 
-    def _route(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+    def _route(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in _SAFE:
             return _plain(start_response, "405 Method Not Allowed", b"Method not allowed\n",
@@ -132,7 +132,7 @@ class App:
             return self._html(start_response, body, head, lang, private=private_path is not None)
         return self._not_found(start_response, path)
 
-    def _unloaded(self, environ: dict, start_response: StartResponse, path: str, head: bool
+    def _unloaded(self, environ: dict[str, Any], start_response: StartResponse, path: str, head: bool
                   ) -> Iterable[bytes]:
         """No programme yet: pages explain why (still 503 for machines), the rest is plain."""
         m = _MENTOR_PAGE.match(path)
@@ -154,7 +154,7 @@ class App:
         return self.settings.public_feeds
 
     def _feed(
-        self, environ: dict, start_response: StartResponse, feed: Feed, head: bool,
+        self, environ: dict[str, Any], start_response: StartResponse, feed: Feed, head: bool,
         *, private: bool = False,
     ) -> Iterable[bytes]:
         gz = accepts_gzip(environ)
@@ -225,7 +225,7 @@ def _plain(
                     extra=[("Cache-Control", "no-store"), *(extra or [])])
 
 
-def _has_body(environ: dict) -> bool:
+def _has_body(environ: dict[str, Any]) -> bool:
     if environ.get("HTTP_TRANSFER_ENCODING"):
         return True
     try:
