@@ -445,3 +445,34 @@ def test_kill_9_at_random_moments_leaves_nothing_lower_lost_or_doubled(tmp_path)
         assert cli(tmp_path, "plan", env=env).stdout.count("nothing to do") == 2
     finally:
         server.stop()
+
+
+def test_mass_delete_confirmation_is_handed_to_the_running_daemon(tmp_path):
+    server = start_radicale(tmp_path / "radicale")
+    try:
+        sessions = {**SESSIONS, "extra": 'title = "Extra"\ndate = 2019-10-20\nmentors = ["milja-kopsi"]'}
+        path = tmp_path / "programme.toml"
+        path.write_text(programme(server, sessions))
+        env = {"KLASH_PROGRAMME": str(path), "KLASH_EMBEDDED_CALDAV": "false"}
+        daemon = start_daemon(tmp_path, path, KLASH_EMBEDDED_CALDAV="false", KLASH_SYNC_INTERVAL="3600",
+                              KLASH_DEBOUNCE="0.2")
+        try:
+            def calendars() -> list[dict]:
+                return json.loads(fetch(daemon.url, "/healthz").body)["calendars"]
+
+            wait_for(lambda: len(calendars()) == 2 and all(c["ok"] for c in calendars()), 30, "first sync")
+            # The organiser empties the file by mistake: Milja's four events would all go.
+            path.write_text(programme(server, {}))
+            wait_for(lambda: any(c["error"] and "refusing to delete 4 of 4" in c["error"]
+                                 for c in calendars()), 30, "the guard")
+            assert len(copies_on(server)) == 4  # hers are all still there (Ulla's 3 went)
+            confirmed = cli(tmp_path, "sync", "--allow-mass-delete", env=env)
+            assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+            assert "handed over" in confirmed.stderr
+            assert "milja-kopsi: +0 ~0 -4" in confirmed.stdout
+            assert copies_on(server) == {}
+        finally:
+            daemon.proc.send_signal(signal.SIGTERM)
+            daemon.proc.wait(timeout=15)
+    finally:
+        server.stop()
