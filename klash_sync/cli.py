@@ -18,8 +18,9 @@ from typing import TextIO
 
 from . import __version__, logs
 from .config import load
-from .errors import MassDeleteRefused, ProgrammeError, SettingsError, UserError
+from .errors import MassDeleteRefused, ProgrammeError, SettingsError, StateBusy, UserError
 from .feeds import Snapshot, feed_path, publish
+from .lock import StateLock
 from .settings import Settings, load_settings
 from .state import Store
 from .sync import CalendarResult, Syncer, SyncReport
@@ -43,10 +44,21 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _snapshot(settings: Settings) -> tuple[Snapshot, Store]:
+# The lock of a writing command, held until the process exits (the kernel drops it then,
+# even after kill -9).
+_held: list[StateLock] = []
+
+
+def _writer(settings: Settings, command: str) -> None:
+    """Take the state directory for this process, or stop: one writer at a time."""
+    _held.append(StateLock(settings.state_dir).acquire(command, _now()))
+
+
+def _snapshot(settings: Settings, *, readonly: bool = False) -> tuple[Snapshot, Store]:
+    """The programme published against the store; ``readonly`` works on a private copy."""
     programme = load(settings.programme)
-    store = Store(settings.state_db)
-    return publish(programme, store, now=_now(), base_url=settings.base_url), store
+    store = Store.readonly(settings.state_db) if readonly else Store(settings.state_db)
+    return publish(programme, store, now=_now(), base_url=settings.event_base_url), store
 
 
 # ------------------------------------------------------------------ commands
@@ -68,7 +80,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    snapshot, store = _snapshot(settings)
+    if args.all:
+        _writer(settings, "export --all")
+    snapshot, store = _snapshot(settings, readonly=not args.all)
     if args.all:
         from .static import export_all
         from .tokens import FeedKeys
@@ -119,12 +133,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     programme = load(settings.programme)  # fail before binding a port
+    _writer(settings, "serve")
     live = Live()
     store = Store(settings.state_db)
     app = App(live, settings, keys=FeedKeys.from_settings(settings, store),
               changes=lambda: store.recent_changes(30))
     server, settings = bind(app, settings)
-    live.set_snapshot(publish(programme, store, now=_now(), base_url=settings.base_url))
+    live.set_snapshot(publish(programme, store, now=_now(), base_url=settings.event_base_url))
     stop = threading.Event()
     # The loop runs in a thread and the main thread only waits: SIGINT/SIGTERM set ``stop``
     # (see server.stop_signals), and the stop is bounded (server.shutdown).
@@ -146,7 +161,9 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     programme = load(settings.programme)
-    store = Store(settings.state_db)
+    if args.action == "rotate":
+        _writer(settings, "feeds rotate")
+    store = Store(settings.state_db) if args.action == "rotate" else Store.readonly(settings.state_db)
     try:
         keys = FeedKeys.from_settings(settings, store)
         if args.action == "rotate":
@@ -182,6 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import run
 
     settings = _settings(args)
+    _writer(settings, "run")
     return run(settings)
 
 
@@ -226,22 +244,51 @@ def _summary(report: SyncReport) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    load(settings.programme)  # a broken file is reported before anything else
+    try:
+        _writer(settings, "sync")
+    except StateBusy:
+        if args.allow_mass_delete and _daemon_holds(settings):
+            return _hand_over(settings, "sync", None)
+        raise
     snapshot, store = _snapshot(settings)
     try:
         with _syncer_context(settings, store) as syncer:
-            report = syncer.run(snapshot, allow_mass_delete=args.allow_mass_delete,
-                                on_result=_print_result)
+            report = syncer.run(
+                snapshot, allow_mass_delete=args.allow_mass_delete, on_result=_print_result,
+                republish=lambda old: publish(old.programme, store, now=_now(),
+                                              base_url=settings.event_base_url, previous=old))
     finally:
         store.close()
     _summary(report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _daemon_holds(settings: Settings) -> bool:
+    holder = StateLock(settings.state_dir).holder()
+    return holder is not None and holder.command == "run"
+
+
+def _hand_over(settings: Settings, action: str, mentor: str | None) -> int:
+    """Let the running daemon do it (see handover.py) and print what it reports."""
+    from . import handover
+
+    rid = handover.submit(settings.state_dir, action, mentor)
+    print("klash-sync run holds the state directory; handed over to it, waiting for the result",
+          file=sys.stderr, flush=True)
+    answer = handover.wait(settings.state_dir, rid, timeout=300)
+    if answer is None:
+        raise UserError("the running daemon did not answer within 300 s; see its log")
+    for line in answer.get("lines", []):
+        print(line)
+    return EXIT_OK if answer.get("ok") else EXIT_FAILED
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import Create, Delete, Update
 
     settings = _settings(args)
-    snapshot, store = _snapshot(settings)
+    snapshot, store = _snapshot(settings, readonly=True)
     try:
         with _syncer_context(settings, store) as syncer:
             report = syncer.run(snapshot, dry_run=True, allow_mass_delete=True)
@@ -265,6 +312,13 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from .sync import jobs_for
 
     settings = _settings(args)
+    load(settings.programme)
+    try:
+        _writer(settings, "purge")
+    except StateBusy:
+        if _daemon_holds(settings):
+            return _hand_over(settings, "purge", args.mentor)
+        raise
     snapshot, store = _snapshot(settings)
     try:
         jobs = [j for j in jobs_for(snapshot, settings, store) if j.mentor == args.mentor]
@@ -289,6 +343,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     if not settings.embedded_caldav:
         raise UserError("the embedded CalDAV server is off (KLASH_EMBEDDED_CALDAV=false)")
     programme = load(settings.programme)
+    _writer(settings, "accounts")
     embedded = Embedded(settings.state_dir)
     users = [m for m in programme.mentors if m.caldav is None]
     if args.reset and args.reset not in {m.id for m in users}:

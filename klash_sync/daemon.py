@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import handover
 from .config import parse
 from .errors import ProgrammeError
 from .feeds import Snapshot, publish
@@ -79,6 +80,14 @@ class Daemon:
         self._last_raw: bytes | None = None
         self._stat: tuple[int, int, int] | None = None
         self._next_stat = 0.0
+        self._next_state_check = 0.0
+        self._next_requests = 0.0
+        self._republish = False
+        # Operator requests handed over by the CLI (handover.py): calendar key -> the
+        # request it belongs to, and what each job of it should do differently.
+        self._requests: dict[str, handover.Request] = {}
+        self._waiting: dict[str, set[str]] = {}
+        self._overrides: dict[str, tuple[Job, bool]] = {}
 
     # ---------------------------------------------------------------- start
 
@@ -151,7 +160,7 @@ class Daemon:
             if initial and self._last_raw is None:
                 self._use_last_good(str(e))
             return self._reject(str(e), initial)
-        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.base_url,
+        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.event_base_url,
                            previous=self.live.snapshot)
         self._apply(snapshot, raw)
         return True
@@ -195,7 +204,7 @@ class Daemon:
         except (OSError, ProgrammeError):
             return
         log.warning("starting with the last good programme from %s", self._last_good_path)
-        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.base_url)
+        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.event_base_url)
         self._apply(snapshot, raw)
         self.live.set_error(error, self.clock.now())
         self._last_raw = None
@@ -219,13 +228,14 @@ class Daemon:
         for key in sorted(self.pending):
             if key in self.inflight or not self.backoff.ready(key) or key not in self.jobs:
                 continue
-            job = self.jobs[key]
+            override = self._overrides.pop(key, None)
+            job, allow = override or (self.jobs[key], False)
             self.pending.discard(key)
-            self.inflight[key] = self.pool.submit(self._run_job, job, domain)
+            self.inflight[key] = self.pool.submit(self._run_job, job, domain, allow)
 
-    def _run_job(self, job: Job, domain: str) -> None:
+    def _run_job(self, job: Job, domain: str, allow_mass_delete: bool = False) -> None:
         assert self.syncer is not None
-        result = self.syncer.sync_one(job, domain)
+        result = self.syncer.sync_one(job, domain, allow_mass_delete=allow_mass_delete)
         self.finished.put((job, result))
 
     def _collect(self) -> None:
@@ -239,6 +249,9 @@ class Daemon:
 
     def _record(self, job: Job, result: CalendarResult) -> None:
         now = self.clock.now()
+        self._answer_requests(job, result)
+        if result.raised:
+            self._republish = True
         self.metrics.duration.observe(result.seconds)
         for kind, count in (("create", result.created), ("update", result.updated),
                             ("delete", result.deleted)):
@@ -270,12 +283,94 @@ class Daemon:
 
     def tick(self) -> None:
         """One turn of the main loop; everything time-driven happens here."""
+        if not self._check_state():
+            return
         self.periodic.run_pending()
         self._check_file()
         if self.debouncer.due():
             self.reload()
         self._collect()
+        if self._republish:
+            self._republish = False
+            self.republish()
+        self._take_requests()
         self._dispatch()
+
+    def republish(self) -> None:
+        """Publish the current programme again: the store's SEQUENCEs were raised by a sync."""
+        snapshot = self.live.snapshot
+        if snapshot is None:
+            return
+        fresh = publish(snapshot.programme, self.store, now=self.clock.now(),
+                        base_url=self.settings.event_base_url, previous=snapshot)
+        error, at = self.live.programme_error, self.live.programme_error_at
+        self.live.set_snapshot(fresh)
+        if error is not None and at is not None:  # the file on disk is still broken: keep saying so
+            self.live.set_error(error, at)
+        log.info("republished the programme with SEQUENCEs raised above the servers' copies")
+        self.mark_all_due()
+
+    def _check_state(self) -> bool:
+        """Every 5 s: is the state database still the file we opened? Stop writing if not."""
+        now = self.clock.monotonic()
+        if now < self._next_state_check:
+            return self.store.broken is None
+        self._next_state_check = now + 5.0
+        was = self.store.broken
+        problem = self.store.check()
+        if problem is not None and was is None:
+            log.error("%s", problem)
+            self.live.set_state_error(problem)
+        return problem is None
+
+    # ---------------------------------------------------------- handover
+
+    def _take_requests(self) -> None:
+        """Operator requests from the CLI (handover.py), looked for once a second."""
+        now = self.clock.monotonic()
+        if now < self._next_requests or self.live.snapshot is None:
+            return
+        self._next_requests = now + 1.0
+        for request in handover.take(self.settings.state_dir):
+            if request.action == "sync":
+                keys = set(self.jobs)
+                for key in keys:
+                    self._overrides[key] = (self.jobs[key], True)
+            elif request.action == "purge":
+                keys = {k for k, j in self.jobs.items() if j.mentor == request.mentor}
+                for key in keys:
+                    job = self.jobs[key]
+                    self._overrides[key] = (Job(job.key, job.mentor, job.target, {}, leaving=True), True)
+            else:
+                keys = set()
+            if not keys:
+                request.ok = request.action == "sync"
+                request.lines.append(f"nothing to do for {request.mentor or 'the programme'}")
+                handover.answer(self.settings.state_dir, request)
+                continue
+            log.info("operator request %s (%s): %d calendars", request.action,
+                     request.mentor or "all", len(keys))
+            self._waiting[request.id] = set(keys)
+            for key in keys:
+                self._requests[key] = request
+                self.pending.add(key)
+                self.backoff.succeeded(key)  # do it now, not after a failing calendar's pause
+
+    def _answer_requests(self, job: Job, result: CalendarResult) -> None:
+        request = self._requests.pop(job.key, None)
+        if request is None:
+            return
+        if result.ok:
+            request.lines.append(f"ok      {job.mentor}: +{result.created} ~{result.updated} "
+                                 f"-{result.deleted}")
+        else:
+            request.ok = False
+            request.lines.append(f"FAILED  {job.mentor}: {result.error}")
+        waiting = self._waiting.get(request.id, set())
+        waiting.discard(job.key)
+        if not waiting:
+            self._waiting.pop(request.id, None)
+            handover.answer(self.settings.state_dir, request)
 
     def _check_file(self) -> None:
         """A stat every 2 s, for file systems where change events do not arrive."""

@@ -8,6 +8,8 @@ prints those without a traceback; anything else is a bug and is reported as one.
      ├── UserError                     printed as is, never with a traceback
      │    ├── ProgrammeError           the programme file is broken (carries every Problem)
      │    ├── SettingsError            a KLASH_* setting or a secret cannot be used
+     │    ├── StateError               the state directory cannot be used (rights, lock, disk)
+     │    │    └── StateBusy           another klash-sync holds the state directory
      │    └── MassDeleteRefused        a sync would wipe most of a calendar
      └── TargetError                   one calendar server failed (carries the mentor id)
           ├── TargetUnreachable        connection refused, timeout, DNS, TLS
@@ -67,6 +69,14 @@ class ProgrammeError(UserError):
 
 class SettingsError(UserError):
     """A setting (environment, .env file or a secret file) cannot be used."""
+
+
+class StateError(UserError):
+    """The state directory or its database cannot be used: one line saying what and what to do."""
+
+
+class StateBusy(StateError):
+    """Another klash-sync process is writing to the same state directory."""
 
 
 class MassDeleteRefused(UserError):

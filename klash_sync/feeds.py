@@ -54,6 +54,8 @@ class Snapshot:
     happened: dict[str, str] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
     timezone: bytes = b""
+    cores: dict[str, str] = field(default_factory=dict)  # hashes without SEQUENCE
+    base_url: str | None = None  # the public address in the events' page links, if any
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def feed(self, kind: str, key: str = "") -> Feed | None:
@@ -74,14 +76,16 @@ def feed_path(kind: str, key: str = "") -> str:
     return f"/feeds/municipalities/{key}.ics"
 
 
-def publish(programme: Programme, store: Store, *, now: datetime, base_url: str,
+def publish(programme: Programme, store: Store, *, now: datetime, base_url: str | None,
             previous: Snapshot | None = None) -> Snapshot:
     """Render a programme: revise it in the store, render each event once, build each feed.
 
-    Events whose revision is unchanged since ``previous`` are taken from it, so a reload
-    after an edit renders only what the edit touched.
+    ``base_url`` is the service's public address for the events' page links, or None
+    (see ``ical.session_url``). Events whose revision is unchanged since ``previous``
+    (rendered for the same address) are taken from it, so a reload after an edit renders
+    only what the edit touched.
     """
-    prints = {s.id: fingerprint(s, programme, base_url=base_url) for s in programme.sessions}
+    prints = {s.id: fingerprint(s, programme) for s in programme.sessions}
     summaries = {s.id: summary(s, programme) for s in programme.sessions}
     revised = store.revise(prints, now, summaries)
     revisions, happened = revised.revisions, revised.happened
@@ -93,16 +97,21 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str,
         store.add_changes(entries)
     events: dict[str, bytes] = {}
     hashes: dict[str, str] = {}
+    cores: dict[str, str] = {}
     for session in programme.sessions:
         sid = session.id
         if (previous is not None and previous.revisions.get(sid) == revisions[sid]
-                and sid in previous.hashes and previous.programme.programme == programme.programme):
+                and sid in previous.hashes and previous.programme.programme == programme.programme
+                and previous.base_url == base_url):
             events[sid], hashes[sid] = previous.events[sid], previous.hashes[sid]
+            cores[sid] = previous.cores[sid]
             continue
         event = render_event(session, programme, revision=revisions[sid], base_url=base_url)
         events[sid], hashes[sid] = event.to_ical(), content_hash(event)
+        cores[sid] = content_hash(event, sequence=False)
     timezone = vtimezone(programme)
-    snapshot = Snapshot(programme, revisions, events, {}, now, happened, hashes, timezone)
+    snapshot = Snapshot(programme, revisions, events, {}, now, happened, hashes, timezone,
+                        cores=cores, base_url=base_url)
     name = programme.programme.name
     wanted: list[tuple[str, str, str, tuple[Session, ...]]] = [
         ("programme", "", name, programme.sessions)

@@ -63,8 +63,20 @@ def uid(session_id: str, programme: Programme) -> str:
     return f"{session_id}@{programme.programme.uid_domain}"
 
 
-def session_url(session: Session, base_url: str) -> str:
-    return session.url or f"{base_url}/#{session.id}"
+def session_url(session: Session, base_url: str | None) -> str | None:
+    """The event's URL: the organiser's own link, else the session on the public page.
+
+    The page link is given only when the service has a public address
+    (``KLASH_PUBLIC_URL``): a link to the address it listens on (127.0.0.1:8080) is of
+    no use on a mentor's phone. It is presentation, not content: it is left out of the
+    fingerprint (so moving the service to another address or port raises no SEQUENCE
+    and writes no change-log entry) and out of the compared content (so it rewrites
+    no event on any server); events pick the new address up with their next change,
+    feeds at once.
+    """
+    if session.url:
+        return session.url
+    return f"{base_url}/#{session.id}" if base_url else None
 
 
 def when(session: Session, tz: ZoneInfo) -> tuple[date | datetime, date | datetime]:
@@ -109,7 +121,7 @@ def description(session: Session, programme: Programme) -> str:
 
 
 def render_event(
-    session: Session, programme: Programme, *, revision: Revision, base_url: str
+    session: Session, programme: Programme, *, revision: Revision, base_url: str | None
 ) -> Event:
     """The VEVENT for one session. Same inputs, same bytes."""
     tz = ZoneInfo(programme.programme.timezone)
@@ -128,7 +140,9 @@ def render_event(
         event.add("LOCATION", session.location)
     event.add("DESCRIPTION", description(session, programme))
     event.add("STATUS", session.status.upper())
-    event.add("URL", session_url(session, base_url))
+    link = session_url(session, base_url)
+    if link:
+        event.add("URL", link)
     categories = ["Klash"] + ([session.municipality] if session.municipality else [])
     event.add("CATEGORIES", categories)
     # A called-off session must not show the mentor as busy in apps that ignore STATUS.
@@ -148,14 +162,15 @@ def render_event(
 
 # Bump when a change to this module changes the bytes of events, so that every event
 # gets a higher SEQUENCE and clients take the new rendering.
-RENDER_VERSION = 2  # 2: cancelled sessions are TRANSPARENT
+RENDER_VERSION = 3  # 3: cancelled sessions are TRANSPARENT
 
 
-def fingerprint(session: Session, programme: Programme, *, base_url: str) -> str:
+def fingerprint(session: Session, programme: Programme) -> str:
     """Hash of everything that reaches the event except its revision: 'did it change?'.
 
     Built from the inputs of ``render_event`` rather than from a rendering, which would
-    cost a full icalendar serialisation per session and per load.
+    cost a full icalendar serialisation per session and per load. How the service is
+    reached (its port, its public address) is not part of a session: see ``session_url``.
     """
     info = programme.programme
     content = {
@@ -166,7 +181,6 @@ def fingerprint(session: Session, programme: Programme, *, base_url: str) -> str
         "timezone": info.timezone,
         "uid_domain": info.uid_domain,
         "reminders": [r.total_seconds() for r in info.reminders],
-        "url": session_url(session, base_url),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 

@@ -39,6 +39,7 @@ class Live:
         self.programme_error: str | None = None
         self.programme_error_at: datetime | None = None
         self.calendars: dict[str, CalendarStatus] = {}
+        self.state_error: str | None = None  # the state store can no longer be written
 
     def set_snapshot(self, snapshot: Snapshot) -> None:
         with self._lock:
@@ -50,6 +51,10 @@ class Live:
         with self._lock:
             self.programme_error = message
             self.programme_error_at = at
+
+    def set_state_error(self, message: str) -> None:
+        with self._lock:
+            self.state_error = message
 
     def record(self, status: CalendarStatus) -> None:
         """Store a calendar's newest result, keeping when its current failure began."""

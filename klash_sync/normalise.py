@@ -11,6 +11,9 @@ Ignored, and why:
   they change only together with SEQUENCE, which is compared.
 * PRODID, VERSION, CALSCALE and the VTIMEZONE: calendar-level; servers substitute
   their own. The instants are still compared, through DTSTART/DTEND with TZID.
+* URL, when it is the page link we add: it follows the service's public address,
+  not the session (see ``ical.session_url``); an organiser's own ``url`` is part of
+  the session's fingerprint, so changing it raises SEQUENCE, which is compared.
 * VALARM: iCloud and some clients drop or rewrite alarms of shared events; a
   mentor's own alarm choices on our event should not fight with ours.
 * Any property we do not write (X-MOZ-*, X-APPLE-*, …): added by clients.
@@ -27,7 +30,7 @@ from .ical import MARKER
 
 COMPARED = (
     "UID", "SEQUENCE", "SUMMARY", "DTSTART", "DTEND", "LOCATION", "DESCRIPTION",
-    "STATUS", "URL", "CATEGORIES", "TRANSP", "CLASS", MARKER,
+    "STATUS", "CATEGORIES", "TRANSP", "CLASS", MARKER,
 )
 
 
@@ -38,6 +41,8 @@ class Seen:
     uid: str | None
     ours: bool
     hash: str | None
+    sequence: int | None = None
+    core: str | None = None  # the hash without SEQUENCE
 
 
 def inspect(body: bytes, uid_domain: str) -> Seen:
@@ -53,12 +58,21 @@ def inspect(body: bytes, uid_domain: str) -> Seen:
     event = events[0]
     uid = str(event.get("UID", "")) or None
     ours = bool(uid and uid.endswith("@" + uid_domain) and MARKER in event)
-    return Seen(uid, ours, content_hash(event) if ours else None)
+    if not ours:
+        return Seen(uid, False, None)
+    try:
+        sequence = int(event.get("SEQUENCE", 0))
+    except (TypeError, ValueError):
+        sequence = None
+    return Seen(uid, True, content_hash(event), sequence, content_hash(event, sequence=False))
 
 
-def content_hash(event: object) -> str:
+def content_hash(event: object, *, sequence: bool = True) -> str:
+    """The hash of what an event means; ``sequence=False`` leaves SEQUENCE out."""
     parts = []
     for name in COMPARED:
+        if name == "SEQUENCE" and not sequence:
+            continue
         values = event.get(name)  # type: ignore[attr-defined]
         if values is None:
             continue

@@ -96,6 +96,8 @@ def health(live: Live, *, now: datetime, unhealthy_after: float, programme_path:
         problems.append("programme file invalid")
     if snapshot is None:
         problems.append("no programme loaded")
+    if live.state_error:
+        problems.append(live.state_error)
     if unhealthy:
         problems.append(f"calendars failing for over {int(unhealthy_after)} s: {', '.join(unhealthy)}")
     body = {

@@ -42,6 +42,8 @@ class Desired:
     name: str  # safe file name for a new resource: [a-z0-9-]+.ics
     body: bytes
     hash: str
+    sequence: int = 0  # the SEQUENCE in ``body``
+    core: str = ""  # content hash without SEQUENCE: "same event, other number?"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Remote:
     ours: bool
     uid: str | None = None
     hash: str | None = None
+    sequence: int | None = None  # known only for copies read in this sync
+    core: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     public_url: str = Field(
         default="",
         description="Base URL under which people reach this server, e.g. https://klash.example.fi; "
-        "used in feed links and event URLs. Default: http://HOST:PORT.",
+        "used in feed links and in events' links to the page (events get no page link without "
+        "it). Default: http://HOST:PORT.",
     )
     embedded_caldav: bool = Field(
         default=True,
@@ -98,6 +99,11 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def event_base_url(self) -> str | None:
+        """The address put into events' page links: only a configured public one."""
+        return self.public_url or None
 
     @property
     def state_db(self) -> Path:

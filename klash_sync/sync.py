@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .errors import MassDeleteRefused, SettingsError, TargetConflict, TargetError, UserError
 from .feeds import Snapshot
@@ -63,6 +64,9 @@ class Job:
     target: dict[str, Any]  # how to reach it, without secrets; stored for later cleanup
     desired: Mapping[str, Desired]
     leaving: bool = False
+    # For a leaving calendar: the mentor's current calendars. Cleanup waits until each
+    # has been found, and deletes nothing if one of them is the same collection.
+    successors: tuple[str, ...] = ()
     title: str = ""  # the name of a calendar we create: the mentor's feed title
 
 
@@ -77,6 +81,7 @@ class CalendarResult:
     updated: int = 0
     deleted: int = 0
     restored: list[str] = field(default_factory=list)
+    raised: list[str] = field(default_factory=list)  # session ids whose SEQUENCE a server made us raise
     requests: int = 0
     seconds: float = 0.0
     leaving: bool = False
@@ -131,7 +136,9 @@ def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
     for session in programme.sessions_of(mentor_id):
         event_uid = uid(session.id, programme)
         wanted[event_uid] = Desired(event_uid, safe_name(event_uid), _object(snapshot, session.id),
-                                    snapshot.hashes[session.id])
+                                    snapshot.hashes[session.id],
+                                    snapshot.revisions[session.id].sequence,
+                                    snapshot.cores.get(session.id, ""))
     snapshot.cache[key] = wanted
     return wanted
 
@@ -154,20 +161,40 @@ def _object(snapshot: Snapshot, session_id: str) -> bytes:
 
 
 def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
+    """The programme's calendars, then the cleanup of calendars it no longer uses."""
     jobs = []
-    current = set()
+    current: dict[str, list[str]] = {}
     for mentor in snapshot.programme.mentors:
         target = target_of(mentor, settings)
         if target is None:
             continue
         key = calendar_key(mentor.id, target)
-        current.add(key)
+        current.setdefault(mentor.id, []).append(key)
         title = f"{snapshot.programme.programme.name} – {mentor.name}"  # as the mentor's feed
         jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id), title=title))
+    keys = {k for ks in current.values() for k in ks}
     for key, record in sorted(store.calendars().items()):
-        if key not in current:
-            jobs.append(Job(key, record.mentor, record.target, {}, leaving=True))
+        if key not in keys:
+            jobs.append(Job(key, record.mentor, record.target, {}, leaving=True,
+                            successors=tuple(current.get(record.mentor, ()))))
     return jobs
+
+
+def same_collection(a: str, b: str) -> bool:
+    """Whether two collection URLs name one collection (case of host, default port, slashes)."""
+    return _collection_id(a) == _collection_id(b)
+
+
+def _collection_id(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    path = posixpath.normpath(unquote(parts.path) or "/").rstrip("/") + "/"
+    return scheme, (parts.hostname or "").lower(), port, path
+
+
+def session_of(event_uid: str) -> str:
+    return event_uid.rsplit("@", 1)[0]
 
 
 class Syncer:
@@ -241,7 +268,37 @@ class Syncer:
         dry_run: bool = False,
         only: set[str] | None = None,
         on_result: Callable[[CalendarResult], None] | None = None,
+        republish: Callable[[Snapshot], Snapshot] | None = None,
     ) -> SyncReport:
+        """One pass over every calendar (or those in ``only``).
+
+        When a server held a SEQUENCE at or above ours, the store was raised and those
+        events were left alone; with ``republish`` (which publishes the programme again
+        and returns the new snapshot) the pass is repeated, at most twice, so that they
+        are written above the server's number in the same command.
+        """
+        report = self._pass(snapshot, allow_mass_delete, dry_run, only, on_result)
+        for _round in range(2):
+            if republish is None or dry_run or not any(r.raised for r in report.results):
+                break
+            snapshot = republish(snapshot)
+            again = self._pass(snapshot, allow_mass_delete, dry_run, only, on_result)
+            merged = {r.key: r for r in report.results}
+            for r in again.results:
+                first = merged.get(r.key)
+                if first is not None:
+                    r.requests += first.requests
+                    r.created += first.created
+                    r.updated += first.updated
+                    r.deleted += first.deleted
+                    r.restored = first.restored + r.restored
+                    r.raised = sorted(set(first.raised) | set(r.raised))
+                merged[r.key] = r
+            report = SyncReport(list(merged.values()))
+        return report
+
+    def _pass(self, snapshot: Snapshot, allow_mass_delete: bool, dry_run: bool,
+              only: set[str] | None, on_result: Callable[[CalendarResult], None] | None) -> SyncReport:
         jobs = jobs_for(snapshot, self.settings, self.store)
         if only is not None:
             jobs = [j for j in jobs if j.key in only or j.mentor in only]
@@ -253,9 +310,13 @@ class Syncer:
                 on_result(result)
             return result
 
+        # Calendars of the programme first, cleanup after: a leaving calendar that is the
+        # same collection as a current one must be known as such before anything is deleted.
+        results: list[CalendarResult] = []
         with ThreadPoolExecutor(max_workers=self.settings.sync_workers,
                                 thread_name_prefix="sync") as pool:
-            results = list(pool.map(work, jobs))
+            for phase in ([j for j in jobs if not j.leaving], [j for j in jobs if j.leaving]):
+                results.extend(pool.map(work, phase))
         return SyncReport(results)
 
     def sync_one(self, job: Job, uid_domain: str, *, allow_mass_delete: bool = False,
@@ -288,13 +349,30 @@ class Syncer:
 
     def _sync(self, job: Job, cal: CalDAVCalendar, uid_domain: str, result: CalendarResult,
               allow_mass_delete: bool, dry_run: bool) -> None:
+        if job.leaving and self._kept(job):
+            return
         url = cal.open()
-        if not dry_run:
-            self.store.set_calendar(CalendarRecord(job.key, job.mentor, job.target, url))
+        if job.leaving:
+            if self._same_as_current(job, url, dry_run):
+                return
+        elif not dry_run:
+            taken = self.store.claim_calendar(CalendarRecord(job.key, job.mentor, job.target, url),
+                                              same_collection)
+            if taken:
+                log.info("calendar of %s: %s is the calendar known before as %s; kept as it is",
+                         job.mentor, url, ", ".join(taken))
         state = self.store.items(job.key)
         remote = self._remote(job, cal, state, uid_domain, dry_run)
+        desired = job.desired
+        if not dry_run and self._raise_floors(job, remote, result):
+            # Those events are written next round, above the server's SEQUENCE; until
+            # then they are left exactly as the server has them.
+            stale = {u for u in desired if session_of(u) in result.raised}
+            desired = {u: d for u, d in desired.items() if u not in stale}
+            remote = {h: r for h, r in remote.items() if r.uid not in stale}
+            state = {u: i for u, i in state.items() if u not in stale}
         collection = urlsplit(url).path
-        todo = plan(job.desired, remote, state, collection=collection)
+        todo = plan(desired, remote, state, collection=collection)
         result.plan = todo
         if is_mass_delete(todo, managed_count(remote)) and not allow_mass_delete:
             raise MassDeleteRefused(
@@ -310,6 +388,55 @@ class Syncer:
             self.store.forget_calendar(job.key)
             log.info("calendar of %s: removed our events from a calendar no longer in use",
                      job.mentor)
+
+    def _kept(self, job: Job) -> bool:
+        """A leaving calendar that must not be cleaned now (True) or may be (False).
+
+        Its record may already have been taken over by a current calendar found at the
+        same collection (then there is nothing to clean); and while one of the mentor's
+        current calendars has not been found yet, it may turn out to be this very
+        collection, so cleanup waits for it.
+        """
+        if self.store.calendar(job.key) is None:
+            return True
+        for key in job.successors:
+            record = self.store.calendar(key)
+            if record is None or record.url is None:
+                raise TargetConflict("cleanup waits until the mentor's new calendar has been found")
+        return False
+
+    def _same_as_current(self, job: Job, url: str, dry_run: bool) -> bool:
+        """True if a calendar of the programme is this collection: then only forget the old name."""
+        for record in self.store.calendars().values():
+            if record.key != job.key and record.url and same_collection(record.url, url):
+                if not dry_run:
+                    self.store.forget_calendar(job.key)
+                log.info("calendar of %s: %s is still in use under another description; "
+                         "nothing deleted", job.mentor, url)
+                return True
+        return False
+
+    def _raise_floors(self, job: Job, remote: Mapping[str, Remote], result: CalendarResult) -> bool:
+        """Lift SEQUENCEs the server holds at or above ours; True if any was lifted.
+
+        A write over one of our events must carry a SEQUENCE above the server's copy, or
+        clients may ignore it; a copy with the same content must never show a higher
+        SEQUENCE than our feeds. The store is raised; the caller publishes the programme
+        again (feeds included) and this calendar is synced with the new numbers.
+        """
+        stale = set()
+        for r in remote.values():
+            wanted = job.desired.get(r.uid or "")
+            if not r.ours or r.sequence is None or wanted is None:
+                continue
+            need = r.sequence if r.core == wanted.core else r.sequence + 1
+            if need > wanted.sequence:
+                # Raised here, or already by another calendar of the same session this pass:
+                # either way this job's copy is stale and must not be written.
+                self.store.raise_sequence(session_of(wanted.uid), need, self.clock())
+                stale.add(session_of(wanted.uid))
+        result.raised = sorted(stale)
+        return bool(stale)
 
     def _remote(self, job: Job, cal: CalDAVCalendar, state: Mapping[str, Item], uid_domain: str,
                 dry_run: bool) -> dict[str, Remote]:
@@ -334,7 +461,7 @@ class Syncer:
                 seen = inspect(body, uid_domain)
                 listed = listing.get(href, etag)
                 remote[href] = Remote(href, listed or etag, seen.ours, seen.uid if seen.ours else None,
-                                      seen.hash)
+                                      seen.hash, seen.sequence, seen.core)
         seen_foreign = {h: r.etag for h, r in remote.items() if not r.ours}
         if not dry_run and seen_foreign != foreign:  # a no-op sync writes nothing, here too
             self.store.set_foreign(job.key, seen_foreign)

@@ -79,6 +79,8 @@ class World:
         snapshot = publish(parse(text.encode(), "p.toml"), self.store, now=self.now,
                            base_url="https://klash.test")
         syncer = Syncer(self.settings, self.store, environ=ENV)
+        kw.setdefault("republish", lambda old: publish(old.programme, self.store, now=self.now,
+                                                       base_url="https://klash.test", previous=old))
         return syncer.run(snapshot, **kw)
 
     def calendar(self, user: str) -> caldav.Calendar:
@@ -229,6 +231,7 @@ def test_drift_is_put_back_and_foreign_edits_are_left_alone(world, caplog):
     edited = ours["yhteinen@klash.test"]
     edited.data = edited.data.replace("SUMMARY:Yhteinen", "SUMMARY:Muokattu")
     edited.save()
+    edited_seq = int(world.events("alice")["yhteinen"]["SEQUENCE"])
 
     caplog.set_level("INFO", logger="klash_sync")
     report = world.sync(text)
@@ -236,10 +239,14 @@ def test_drift_is_put_back_and_foreign_edits_are_left_alone(world, caplog):
     milja = world.events("alice")
     assert set(milja) == {"janakkala", "joensuu", "yhteinen"}
     assert str(milja["yhteinen"]["SUMMARY"]) == "Yhteinen"
+    # Written back over the app's edit with a SEQUENCE above the edited copy's, so that
+    # no client takes our correction for an old version.
+    assert int(milja["yhteinen"]["SEQUENCE"]) > edited_seq
     result = next(r for r in report.results if r.mentor == "milja-kopsi")
-    assert sorted(result.restored) == ["janakkala@klash.test", "yhteinen@klash.test"]
+    assert result.restored == ["janakkala@klash.test"]
+    assert result.raised == ["yhteinen"]
     assert "put back janakkala@klash.test" in caplog.text
-    assert "restored yhteinen@klash.test" in caplog.text
+    assert "SEQUENCE of yhteinen raised" in caplog.text
     assert world.get("alice", foreign_path).body == foreign_bytes
 
 
@@ -306,9 +313,12 @@ def test_mentor_leaving_the_programme_is_cleaned_up(world):
         == ["milja-kopsi"]
 
 
-def test_state_store_lost_reconciles_without_writes(world, tmp_path):
+def test_state_store_lost_reconciles_in_place_with_higher_sequences(world, tmp_path):
     text = programme(world.server, SESSIONS)
     assert world.sync(text).ok
+    before = {u: world.events(u) for u in ("alice", "bob")}
+    hrefs = {u: sorted(str(e.url) for e in world.calendar(u).events()) for u in ("alice", "bob")}
+    assert all(hrefs.values())
     foreign_path, foreign_bytes, _ = world.put_foreign("alice")
     # The state database is deleted: a new, empty one takes its place.
     world.store.close()
@@ -316,9 +326,22 @@ def test_state_store_lost_reconciles_without_writes(world, tmp_path):
     world.server.recorder.reset()
     report = world.sync(text)
     assert report.ok, [r.error for r in report.results]
-    assert world.server.recorder.count(methods={"PUT", "DELETE"}) == 0
-    assert set(world.events("alice")) == {"janakkala", "joensuu", "yhteinen"}
+    # Each event is written over once, in place, with a SEQUENCE above the one before
+    # (the new store cannot know which numbers clients saw: see state.py); no deletes.
+    assert world.server.recorder.count(methods={"DELETE"}) == 0
+    assert world.server.recorder.count(methods={"PUT"}) == sum(len(b) for b in before.values())
+    for user in ("alice", "bob"):
+        after = world.events(user)
+        assert set(after) == set(before[user])
+        for sid, event in after.items():
+            assert int(event["SEQUENCE"]) > int(before[user][sid]["SEQUENCE"])
+        kept = sorted(str(e.url) for e in world.calendar(user).events()
+                      if not str(e.url).endswith(foreign_path.rsplit("/", 1)[-1]))
+        assert kept == hrefs[user]  # rewritten in place: the same resources
     assert world.get("alice", foreign_path).body == foreign_bytes
+    world.server.recorder.reset()
+    assert world.sync(text).ok
+    assert world.server.recorder.count(methods={"PUT", "DELETE"}) == 0
 
 
 def test_cli_sync_exit_codes_and_plan(world, tmp_path):
