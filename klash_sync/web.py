@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from .atom import atom
 from .feeds import Feed
@@ -71,6 +71,8 @@ class App:
         path = environ.get("PATH_INFO", "") or "/"
         if self.dav is not None and (path == "/dav" or path.startswith("/dav/")):
             return self.dav(environ, start_response)
+        if self.dav is not None and _asks_for_dav(path, environ.get("REQUEST_METHOD", "GET")):
+            return self._to_dav(start_response)
         try:
             return self._route(environ, start_response, path)
         except Exception:  # a bug: log it for the operator, show nothing to the client
@@ -130,6 +132,21 @@ class App:
             body = self.page.mentor(snapshot, self.live, mentor, lang, private_path).encode()
             return self._html(start_response, body, head, lang, private=private_path is not None)
         return self._not_found(start_response, path)
+
+    def _to_dav(self, start_response: StartResponse) -> Iterable[bytes]:
+        """Send a calendar app from the server address to the DAV root (RFC 6764, section 5).
+
+        The target is a path (keeping the host the app used) under the public URL's path,
+        so it is right behind a reverse proxy at a sub-path too. A PROPFIND that follows
+        a 301 may lose its body; Radicale then answers "allprop", which includes the
+        current-user-principal the app is after.
+        """
+        prefix = urlsplit(self.settings.base_url).path.rstrip("/")
+        start_response("301 Moved Permanently", [
+            ("Location", f"{prefix}/dav/"), ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", "0"), ("Cache-Control", "no-store"), *_SECURITY_HEADERS,
+        ])
+        return []
 
     def _token_ok(self, mentor_id: str, token: str) -> bool:
         return self.settings.private_feeds and self.keys is not None and self.keys.valid(mentor_id, token)
@@ -208,6 +225,14 @@ def _plain(
 ) -> Iterable[bytes]:
     return _respond(start_response, status, "text/plain; charset=utf-8", body, False,
                     extra=[("Cache-Control", "no-store"), *(extra or [])])
+
+
+def _asks_for_dav(path: str, method: str) -> bool:
+    """A calendar app looking for the CalDAV service: the well-known URI (any method), or a
+    PROPFIND of the server address itself (what apps try first with the address typed in)."""
+    if path.rstrip("/") == "/.well-known/caldav":
+        return True
+    return method == "PROPFIND" and path == "/"
 
 
 def _has_body(environ: dict) -> bool:
