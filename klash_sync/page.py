@@ -53,7 +53,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "atom": "Muutokset syötteenä (Atom)",
         "private_note": "Tämä osoite on henkilökohtainen: älä jaa sitä.",
         # --- the embedded calendar in a calendar app (issue 13, discovery) ---
-        "dav_title": "Kalenteri omaan kalenterisovellukseesi",
+        "dav_title": "Lisää kalenteri omaan sovellukseesi",
         "dav_intro": "Tapahtumasi ovat myös tämän palvelun kalenterissa. Lisää kalenterisovellukseesi "
                      "CalDAV-tili alla olevilla tiedoilla; sovellus löytää kalenterin itse. "
                      "Kalenteria voi vain lukea.",
@@ -89,7 +89,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "atom": "Changes as a feed (Atom)",
         "private_note": "This address is personal: do not share it.",
         # --- the embedded calendar in a calendar app (issue 13, discovery) ---
-        "dav_title": "In your own calendar app",
+        "dav_title": "Add it to your calendar app",
         "dav_intro": "Your events are also in a calendar on this service. In your calendar app, add "
                      "a CalDAV account with the details below; the app finds the calendar itself. "
                      "The calendar is read-only.",
@@ -241,7 +241,8 @@ class Page:
         )
 
     def mentor(self, snapshot: Snapshot, live: Live, mentor: Mentor, lang: str,
-               private_path: str | None = None) -> str:
+               private_path: str | None = None, *, dav: bool = False) -> str:
+        """``dav``: this server answers at /dav/, so the page may tell how to add the calendar."""
         template = self.env.get_template("index.html")
         own = snapshot.feed("mentor", mentor.id)
         links = []
@@ -254,7 +255,8 @@ class Page:
             days=self.rows(snapshot, snapshot.programme.sessions_of(mentor.id), lang),
             links=links,
             calendars=[c for c in live.calendars.values() if c.mentor == mentor.id],
-            mentor=mentor, private=private_path is not None, dav=self.dav_login(mentor),
+            mentor=mentor, private=private_path is not None,
+            dav=self.dav_login(mentor) if dav else None,
         )
 
     def dav_login(self, mentor: Mentor) -> DavLogin | None:

@@ -129,7 +129,8 @@ class App:
                 if not self._token_ok(mentor.id, m["token"]):
                     return self._not_found(start_response, path)
                 private_path = f"/feeds/mentors/{mentor.id}/{m['token']}.ics"
-            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path).encode()
+            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path,
+                                    dav=self.dav is not None).encode()
             return self._html(start_response, body, head, lang, private=private_path is not None)
         return self._not_found(start_response, path)
 

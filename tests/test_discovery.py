@@ -259,6 +259,7 @@ def test_the_mentor_page_shows_what_to_type_into_the_app(serve_live, tmp_path):
         'username = "ulla"\npassword_env = "PW"\n'), encoding="utf-8")
     live = Live()
     running = serve_live(live, public_url="https://klash.example.fi")
+    running.app.dav = Embedded(tmp_path / "state").mounted
     store = Store(tmp_path / "s.sqlite3")
     live.set_snapshot(publish(load(programme), store, now=datetime(2026, 1, 1, tzinfo=UTC),
                               base_url="https://klash.example.fi"))
@@ -271,3 +272,6 @@ def test_the_mentor_page_shows_what_to_type_into_the_app(serve_live, tmp_path):
         assert "https://klash.example.fi/dav/milja-kopsi/klash/</span>" in page
     # A mentor with their own CalDAV server has no embedded calendar to add.
     assert "/dav/" not in fetch(running.url, "/mentors/ulla-nord?lang=en").body.decode()
+    # Nor is there one to add where no CalDAV server is mounted (`klash-sync serve`).
+    running.app.dav = None
+    assert "/dav/" not in fetch(running.url, "/mentors/milja-kopsi?lang=en").body.decode()
