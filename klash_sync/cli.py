@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import __version__, logs
 from .config import load
@@ -182,7 +183,7 @@ def _syncer_context(settings: Settings, store: Store) -> Iterator[Syncer]:
     if not settings.embedded_caldav:
         yield Syncer(settings, store)
         return
-    embedded = Embedded(settings.state_dir)
+    embedded = Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path)
     with loopback_server(embedded) as base:
         yield Syncer(settings, store, embedded=embedded, dav_base=base)
 
@@ -279,7 +280,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     if not settings.embedded_caldav:
         raise UserError("the embedded CalDAV server is off (KLASH_EMBEDDED_CALDAV=false)")
     programme = load(settings.programme)
-    embedded = Embedded(settings.state_dir)
+    embedded = Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path)
     users = [m for m in programme.mentors if m.caldav is None]
     if args.reset and args.reset not in {m.id for m in users}:
         raise UserError(f"'{args.reset}' is not a mentor on the embedded server")

@@ -69,7 +69,7 @@ class App:
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
-        if self.dav is not None and (path == "/dav" or path.startswith("/dav/")):
+        if self.dav is not None and _for_dav(path, self._prefix):
             return self.dav(environ, start_response)
         if self.dav is not None and _asks_for_dav(path, environ.get("REQUEST_METHOD", "GET")):
             return self._to_dav(start_response)
@@ -142,12 +142,16 @@ class App:
         a 301 may lose its body; Radicale then answers "allprop", which includes the
         current-user-principal the app is after.
         """
-        prefix = urlsplit(self.settings.base_url).path.rstrip("/")
         start_response("301 Moved Permanently", [
-            ("Location", f"{prefix}/dav/"), ("Content-Type", "text/plain; charset=utf-8"),
+            ("Location", f"{self._prefix}/dav/"), ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", "0"), ("Cache-Control", "no-store"), *_SECURITY_HEADERS,
         ])
         return []
+
+    @property
+    def _prefix(self) -> str:
+        """The public URL's path: '' or e.g. '/klash' behind a proxy at a sub-path."""
+        return urlsplit(self.settings.base_url).path.rstrip("/")
 
     def _token_ok(self, mentor_id: str, token: str) -> bool:
         return self.settings.private_feeds and self.keys is not None and self.keys.valid(mentor_id, token)
@@ -226,6 +230,11 @@ def _plain(
 ) -> Iterable[bytes]:
     return _respond(start_response, status, "text/plain; charset=utf-8", body, False,
                     extra=[("Cache-Control", "no-store"), *(extra or [])])
+
+
+def _for_dav(path: str, prefix: str) -> bool:
+    """Under /dav/, or under the public URL's path + /dav/ (see Embedded.below_mount)."""
+    return any(path == m or path.startswith(m + "/") for m in {"/dav", prefix + "/dav"})
 
 
 def _asks_for_dav(path: str, method: str) -> bool:

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -275,3 +276,84 @@ def test_the_mentor_page_shows_what_to_type_into_the_app(serve_live, tmp_path):
     # Nor is there one to add where no CalDAV server is mounted (`klash-sync serve`).
     running.app.dav = None
     assert "/dav/" not in fetch(running.url, "/mentors/milja-kopsi?lang=en").body.decode()
+
+
+# ------------------------------------------------------- behind a proxy at a path
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """Debian's nginx on a free port; ``start(upstream_port)`` proxies /klash/ to our server."""
+    import os
+    import socket
+    import time
+
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(exe).exists(), "Debian's nginx is needed (.ci/run installs it)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+
+    def start(upstream: int) -> str:
+        conf = tmp_path / "nginx.conf"
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        temp = "".join(f"  {kind}_temp_path {tmp_path}/nginx-{kind};\n"
+                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf.write_text(
+            f"{user}worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/nginx-error.log;\n"
+            "events { worker_connections 64; }\n"
+            f"http {{\n  access_log off;\n{temp}"
+            f"  server {{\n    listen 127.0.0.1:{port};\n"
+            # The usual sub-path set-up: the prefix is stripped on the way in.
+            f"    location /klash/ {{ proxy_pass http://127.0.0.1:{upstream}/; "
+            "proxy_set_header Host $http_host; }\n  }\n}\n")
+        procs.append(subprocess.Popen([exe, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
+                                      stderr=subprocess.DEVNULL))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                fetch(url, "/klash/healthz")
+                return url
+            except OSError:
+                assert time.monotonic() < deadline, "nginx did not start"
+                time.sleep(0.05)
+
+    start.port = port  # type: ignore[attr-defined]
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_discovery_behind_a_reverse_proxy_at_a_sub_path(serve_live, tmp_path, nginx):
+    import caldav
+
+    public = f"http://127.0.0.1:{nginx.port}/klash"
+    state = tmp_path / "state"
+    embedded = Embedded(state, prefix="/klash")
+    store = Store(state / "state.sqlite3")
+    live = Live()
+    running = serve_live(live, public_url=public)
+    running.app.dav = embedded.mounted
+    snapshot = publish(load(SHIPPED), store, now=datetime(2026, 1, 1, tzinfo=UTC), base_url=public)
+    live.set_snapshot(snapshot)
+    settings = Settings(state_dir=state, _env_file=None)  # type: ignore[call-arg]
+    report = Syncer(settings, store, embedded=embedded,
+                    dav_base=running.url + "/klash").run(snapshot, only={"milja-kopsi"})
+    store.close()
+    assert report.ok, [r.error for r in report.results]
+    password = embedded.set_password("milja-kopsi")
+    proxy = nginx(int(urlsplit(running.url).port))
+
+    r = fetch(proxy, "/klash/.well-known/caldav", "PROPFIND")
+    assert (r.status, r.headers["location"]) == (301, "/klash/dav/")
+    r, tree = propfind(proxy, "/klash/dav/", basic("milja-kopsi", password), "<d:current-user-principal/>")
+    assert tree.findtext(".//d:current-user-principal/d:href", namespaces=NS) == "/klash/dav/milja-kopsi/"
+    # What the page and `klash-sync accounts` tell the mentor to type: the public address.
+    with caldav.DAVClient(url=public + "/", username="milja-kopsi", password=password) as client:
+        calendars = client.principal().calendars()
+        assert [urlsplit(str(c.url)).path for c in calendars] == ["/klash/dav/milja-kopsi/klash/"]
+        uids = {e.icalendar_component["UID"] for e in calendars[0].events()}
+    assert uids == set(desired_for(snapshot, "milja-kopsi"))

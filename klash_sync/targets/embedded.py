@@ -85,9 +85,15 @@ def _write_private(path: Path, data: str) -> None:
 
 
 class Embedded:
-    """Radicale configured for klash-sync, with its accounts, under ``state_dir/dav``."""
+    """Radicale configured for klash-sync, with its accounts, under ``state_dir/dav``.
 
-    def __init__(self, state_dir: Path) -> None:
+    ``prefix`` is the path of the public URL (``/klash`` for ``https://host/klash``): behind
+    a reverse proxy at a sub-path, every href Radicale sends must carry it, or an app
+    follows them out of the proxy's path.
+    """
+
+    def __init__(self, state_dir: Path, *, prefix: str = "") -> None:
+        self.prefix = prefix.rstrip("/")
         self.root = state_dir / "dav"
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.htpasswd = self.root / "htpasswd"
@@ -243,12 +249,27 @@ class Embedded:
                 self._app = radicale.Application(configuration)
             return self._app
 
+    def below_mount(self, path: str) -> str | None:
+        """The part of ``path`` below the mount ("/" at least), or None if it is not for us.
+
+        Requests come at /dav/... (directly, or from a proxy that strips its sub-path) or
+        at <prefix>/dav/... (from a proxy that keeps it, and from our own syncer, which
+        uses the hrefs Radicale gives it).
+        """
+        for mount in ((self.prefix + MOUNT, MOUNT) if self.prefix else (MOUNT,)):
+            if path == mount or path.startswith(mount + "/"):
+                return path[len(mount):] or "/"
+        return None
+
     def mounted(self, environ: dict, start_response: Any) -> Iterable[bytes]:
-        """WSGI entry for requests under /dav: Radicale sees /dav as its SCRIPT_NAME."""
-        path = environ.get("PATH_INFO", "")
+        """WSGI entry for requests under /dav: Radicale sees <prefix>/dav as its SCRIPT_NAME."""
+        below = self.below_mount(environ.get("PATH_INFO", ""))
+        if below is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+            return [b"Not found\n"]
         inner = dict(environ)
-        inner["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + MOUNT
-        inner["PATH_INFO"] = path[len(MOUNT):] or "/"
+        inner["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix + MOUNT
+        inner["PATH_INFO"] = below
         inner.pop("HTTP_X_SCRIPT_NAME", None)  # a client must not move the mount point
         old = _OLD_PLACE.match(inner["PATH_INFO"])
         if old and environ.get("REQUEST_METHOD", "GET") in _READS:
@@ -296,13 +317,14 @@ def _hash(password: str) -> str:
 
 @contextlib.contextmanager
 def loopback_server(embedded: Embedded) -> Iterator[str]:
-    """Serve only /dav on a private loopback port for a one-shot command; yield its base URL."""
+    """Serve only /dav on a private loopback port for a one-shot command; yield its base URL
+    (with the public URL's path, as the hrefs the server gives out have it)."""
     from waitress.server import create_server
 
     from ..server import serve, shutdown
 
     def app(environ: dict, start_response: Any) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "").startswith(MOUNT + "/"):
+        if embedded.below_mount(environ.get("PATH_INFO", "")) is not None:
             return embedded.mounted(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"Not found\n"]
@@ -311,6 +333,6 @@ def loopback_server(embedded: Embedded) -> Iterator[str]:
     thread = threading.Thread(target=serve, args=(server,), name="embedded-dav", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}"
+        yield f"http://127.0.0.1:{server.effective_port}{embedded.prefix}"
     finally:
         shutdown(server, thread)
