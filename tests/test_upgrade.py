@@ -37,6 +37,8 @@ from .conftest import ROOT, fetch, programme_text, run_cli
 from .servers import foreign_event
 
 OLD_RELEASE = "443571d"
+PUBLIC_URL = "https://kunnat.example.fi/klash"
+PREFIX = "/klash"
 MENTORS = ("milja-kopsi", "ulla-nord")
 SESSIONS = (
     'id = "joensuu"\ntitle = "Joensuu"\nmunicipality = "Joensuu"\n'
@@ -68,9 +70,10 @@ def old_release(tmp_path: Path) -> Path:
 
 def environment(code: Path, state: Path, programme: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
-    # A fixed public URL: without one, event URLs name the port, which is new at every start.
+    # A fixed public URL (without one, event URLs name the port, which is new at every start),
+    # at a sub-path as behind a reverse proxy: the move also takes the calendars under it.
     env.update(PYTHONPATH=str(code), KLASH_PROGRAMME=str(programme), KLASH_STATE_DIR=str(state),
-               KLASH_PORT="0", KLASH_REQUEST_TIMEOUT="5", KLASH_PUBLIC_URL="https://klash.example.fi")
+               KLASH_PORT="0", KLASH_REQUEST_TIMEOUT="5", KLASH_PUBLIC_URL=PUBLIC_URL)
     return env
 
 
@@ -187,7 +190,8 @@ def test_an_installation_of_the_previous_release_upgrades_in_place(tmp_path, ser
     try:
         health = {c["mentor"]: c for c in daemon.wait_in_sync()}
         service = basic(SERVICE_USER, (state / "dav" / "service.password").read_text().strip())
-        after = {m: read_calendar(daemon.url, Embedded.calendar_path(m), service) for m in MENTORS}
+        after = {m: read_calendar(daemon.url, PREFIX + Embedded.calendar_path(m), service)
+                 for m in MENTORS}
         # Nothing is left at the old place.
         leftover = fetch(daemon.url, f"/dav/{SERVICE_USER}/", "PROPFIND", {**service, "Depth": "1"})
         assert leftover.status == 207
