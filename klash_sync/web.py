@@ -62,10 +62,12 @@ class App:
         self.metrics = metrics
         self.on_request = on_request
         self.page = Page(settings, changes)
+        self._prefix = _path_of(settings.base_url)
 
     def set_settings(self, settings: Settings) -> None:
         self.settings = settings
         self.page = Page(settings, self.changes)
+        self._prefix = _path_of(settings.base_url)
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -148,11 +150,6 @@ class App:
         ])
         return []
 
-    @property
-    def _prefix(self) -> str:
-        """The public URL's path: '' or e.g. '/klash' behind a proxy at a sub-path."""
-        return urlsplit(self.settings.base_url).path.rstrip("/")
-
     def _token_ok(self, mentor_id: str, token: str) -> bool:
         return self.settings.private_feeds and self.keys is not None and self.keys.valid(mentor_id, token)
 
@@ -230,6 +227,11 @@ def _plain(
 ) -> Iterable[bytes]:
     return _respond(start_response, status, "text/plain; charset=utf-8", body, False,
                     extra=[("Cache-Control", "no-store"), *(extra or [])])
+
+
+def _path_of(base_url: str) -> str:
+    """The public URL's path: '' or e.g. '/klash' behind a proxy at a sub-path."""
+    return urlsplit(base_url).path.rstrip("/")
 
 
 def _for_dav(path: str, prefix: str) -> bool:
