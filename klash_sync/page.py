@@ -52,6 +52,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "changes": "Muutokset", "no_changes": "Ei muutoksia vielä.",
         "atom": "Muutokset syötteenä (Atom)",
         "private_note": "Tämä osoite on henkilökohtainen: älä jaa sitä.",
+        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        "dav_title": "Lisää kalenteri omaan sovellukseesi",
+        "dav_intro": "Tapahtumasi ovat myös tämän palvelun kalenterissa. Lisää kalenterisovellukseesi "
+                     "CalDAV-tili alla olevilla tiedoilla; sovellus löytää kalenterin itse. "
+                     "Kalenteria voi vain lukea.",
+        "dav_server": "Palvelimen osoite", "dav_user": "Käyttäjätunnus", "dav_password": "Salasana",
+        "dav_password_note": "saat sen järjestäjältä",
+        "dav_calendar": "Kalenterin osoite", "dav_calendar_note": "vain jos sovellus kysyy sitä",
     },
     "en": {
         "other_lang": "Suomeksi", "other_code": "fi", "navigation": "Pages",
@@ -80,6 +88,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "changes": "What changed", "no_changes": "No changes yet.",
         "atom": "Changes as a feed (Atom)",
         "private_note": "This address is personal: do not share it.",
+        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        "dav_title": "Add it to your calendar app",
+        "dav_intro": "Your events are also in a calendar on this service. In your calendar app, add "
+                     "a CalDAV account with the details below; the app finds the calendar itself. "
+                     "The calendar is read-only.",
+        "dav_server": "Server address", "dav_user": "User name", "dav_password": "Password",
+        "dav_password_note": "you get it from the organiser",
+        "dav_calendar": "Calendar address", "dav_calendar_note": "only if your app asks for it",
     },
 }
 
@@ -118,6 +134,15 @@ class Row:
     session: Session
     time: str
     mentors: list[str]
+
+
+@dataclass(frozen=True)
+class DavLogin:
+    """What a mentor types into a calendar app to add their embedded calendar."""
+
+    server: str
+    user: str
+    calendar: str
 
 
 @dataclass(frozen=True)
@@ -212,11 +237,12 @@ class Page:
             **self._common(snapshot, live, lang),
             days=self.rows(snapshot, None, lang), links=self.feeds(snapshot),
             calendars=sorted(live.calendars.values(), key=lambda c: (c.mentor, c.calendar)),
-            mentor=None, private=False,
+            mentor=None, private=False, dav=None,
         )
 
     def mentor(self, snapshot: Snapshot, live: Live, mentor: Mentor, lang: str,
-               private_path: str | None = None) -> str:
+               private_path: str | None = None, *, dav: bool = False) -> str:
+        """``dav``: this server answers at /dav/, so the page may tell how to add the calendar."""
         template = self.env.get_template("index.html")
         own = snapshot.feed("mentor", mentor.id)
         links = []
@@ -230,4 +256,14 @@ class Page:
             links=links,
             calendars=[c for c in live.calendars.values() if c.mentor == mentor.id],
             mentor=mentor, private=private_path is not None,
+            dav=self.dav_login(mentor) if dav else None,
         )
+
+    def dav_login(self, mentor: Mentor) -> DavLogin | None:
+        """The mentor's embedded calendar, when they have one (no CalDAV server of their own)."""
+        if mentor.caldav is not None or not self.settings.embedded_caldav:
+            return None
+        from .targets.embedded import Embedded
+
+        base = self.settings.base_url
+        return DavLogin(base + Embedded.server_path(), mentor.id, base + Embedded.calendar_path(mentor.id))
