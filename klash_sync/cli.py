@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from . import __version__, logs
 from .config import load
@@ -204,12 +205,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _syncer_context(settings: Settings, store: Store) -> Iterator[Syncer]:
-    """A Syncer, with the embedded server on a private loopback port when it is needed."""
+def _syncer_context(settings: Settings, store: Store, *, readonly: bool = False) -> Iterator[Syncer]:
+    """A Syncer, with the embedded server on a private loopback port when it is needed.
+
+    ``readonly`` (``plan``) uses the embedded server as a writer left it, creating and
+    moving nothing; before any writer has set it up there is nothing on it to plan against.
+    """
     if not settings.embedded_caldav:
         yield Syncer(settings, store)
         return
-    embedded = Embedded(settings.state_dir)
+    if readonly and not Embedded.is_set_up(settings.state_dir):
+        print("(the embedded CalDAV server has not been set up yet: its calendars are not "
+              "planned; `klash-sync sync` or `run` creates them)", file=sys.stderr)
+        yield Syncer(settings.model_copy(update={"embedded_caldav": False}), store)
+        return
+    embedded = Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path,
+                        readonly=readonly)
     with loopback_server(embedded) as base:
         yield Syncer(settings, store, embedded=embedded, dav_base=base)
 
@@ -290,7 +301,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     settings = _settings(args)
     snapshot, store = _snapshot(settings, readonly=True)
     try:
-        with _syncer_context(settings, store) as syncer:
+        with _syncer_context(settings, store, readonly=True) as syncer:
             report = syncer.run(snapshot, dry_run=True, allow_mass_delete=True)
     finally:
         store.close()
@@ -338,25 +349,31 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
-
     settings = _settings(args)
     if not settings.embedded_caldav:
         raise UserError("the embedded CalDAV server is off (KLASH_EMBEDDED_CALDAV=false)")
     programme = load(settings.programme)
     _writer(settings, "accounts")
-    embedded = Embedded(settings.state_dir)
+    embedded = Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path)
     users = [m for m in programme.mentors if m.caldav is None]
     if args.reset and args.reset not in {m.id for m in users}:
         raise UserError(f"'{args.reset}' is not a mentor on the embedded server")
-    print("Read-only logins to the embedded calendars (give each mentor their own line):")
+    server = settings.base_url + Embedded.server_path()
+    print("Read-only logins to the embedded calendars (give each mentor their own lines).\n"
+          "In a calendar app, add a CalDAV account with the server address, user and password;\n"
+          "the app finds the calendar itself. The calendar address is for apps that ask for it.")
     for mentor in users:
-        url = settings.base_url + Embedded.calendar_path(mentor.id)
+        embedded.ensure_home(mentor.id)  # so the login finds its principal before the first sync
         if args.reset == mentor.id or not embedded.has_login(mentor.id):
             password = embedded.set_password(mentor.id)
-            shown = f"password {password}   (new: shown only now)"
+            shown = f"{password}   (new: shown only now)"
         else:
-            shown = f"password set earlier (new one: klash-sync accounts --reset {mentor.id})"
-        print(f"  {mentor.name}: {url}  user {mentor.id}  {shown}")
+            shown = f"set earlier (new one: klash-sync accounts --reset {mentor.id})"
+        print(f"  {mentor.name}\n"
+              f"    server    {server}\n"
+              f"    user      {mentor.id}\n"
+              f"    password  {shown}\n"
+              f"    calendar  {settings.base_url + Embedded.calendar_path(mentor.id)}")
     gone = embedded.remove_logins(m.id for m in users)
     if gone:
         print(f"removed logins of mentors no longer in the programme: {', '.join(gone)}")
@@ -452,8 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_feeds)
 
     p = sub.add_parser("accounts", help="show mentors' read-only logins to the embedded calendars",
-                       description="List each mentor's embedded calendar address and login. A "
-                       "password is shown once, when it is made; --reset makes a new one.")
+                       description="List each mentor's login to the embedded calendars: the server "
+                       "address to type into a calendar app, the user name, the password and the "
+                       "calendar's own address. A password is shown once, when it is made; --reset "
+                       "makes a new one.")
     _common(p)
     p.add_argument("--reset", metavar="MENTOR", help="give this mentor a new password")
     p.set_defaults(func=cmd_accounts)

@@ -24,6 +24,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import handover
 from .config import parse
@@ -56,7 +57,8 @@ class Daemon:
         self.store = Store(settings.state_db)
         self.live = Live()
         self.metrics = Metrics()
-        self.embedded = Embedded(settings.state_dir) if settings.embedded_caldav else None
+        self.embedded = (Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path)
+                         if settings.embedded_caldav else None)
         self.app = App(
             self.live, settings,
             dav=self.embedded.mounted if self.embedded else None,
@@ -95,7 +97,8 @@ class Daemon:
         """Bind the port, load the programme, start serving and watching."""
         self.server, self.settings = bind(self.app, self.settings)
         self.syncer = Syncer(self.settings, self.store, embedded=self.embedded,
-                             dav_base=self._loopback_base(), environ=self.environ,
+                             dav_base=self._loopback_base() + (self.embedded.prefix if self.embedded else ""),
+                             environ=self.environ,
                              clock=self.clock.now)
         self._server_thread = threading.Thread(target=serve, args=(self.server,), name="http", daemon=True)
         self._server_thread.start()

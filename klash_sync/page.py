@@ -68,6 +68,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "unloaded_help": "Aiempaa toimivaa versiota ei ole tallessa, joten sivulla ja syötteissä "
                          "ei ole vielä mitään. Korjaa tiedosto; korjaus otetaan käyttöön heti.",
         "unloaded_loading": "Ohjelmaa luetaan.",
+        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        "dav_title": "Lisää kalenteri omaan sovellukseesi",
+        "dav_intro": "Tapahtumasi ovat myös tämän palvelun kalenterissa. Lisää kalenterisovellukseesi "
+                     "CalDAV-tili alla olevilla tiedoilla; sovellus löytää kalenterin itse. "
+                     "Kalenteria voi vain lukea.",
+        "dav_server": "Palvelimen osoite", "dav_user": "Käyttäjätunnus", "dav_password": "Salasana",
+        "dav_password_note": "saat sen järjestäjältä",
+        "dav_calendar": "Kalenterin osoite", "dav_calendar_note": "vain jos sovellus kysyy sitä",
     },
     # Finland-Swedish as Kuntaliitto and the bilingual municipalities write it.
     "sv": {
@@ -103,6 +111,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "unloaded_help": "Det finns ingen tidigare fungerande version sparad, så sidan och flödena "
                          "är tomma tills vidare. Rätta filen, så tas rättelsen i bruk genast.",
         "unloaded_loading": "Programmet läses in.",
+        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        "dav_title": "Lägg till kalendern i din kalenderapp",
+        "dav_intro": "Dina tillfällen finns också i en kalender på den här tjänsten. Lägg till ett "
+                     "CalDAV-konto i din kalenderapp med uppgifterna nedan; appen hittar kalendern "
+                     "själv. Kalendern kan bara läsas.",
+        "dav_server": "Serverns adress", "dav_user": "Användarnamn", "dav_password": "Lösenord",
+        "dav_password_note": "du får det av arrangören",
+        "dav_calendar": "Kalenderns adress", "dav_calendar_note": "bara om appen frågar efter den",
     },
     "en": {
         "navigation": "Pages", "languages": "Language",
@@ -136,6 +152,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "unloaded_help": "No earlier working version is kept, so the page and the feeds are "
                          "empty for now. Fix the file; the fix is applied at once.",
         "unloaded_loading": "The programme is being loaded.",
+        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        "dav_title": "Add it to your calendar app",
+        "dav_intro": "Your events are also in a calendar on this service. In your calendar app, add "
+                     "a CalDAV account with the details below; the app finds the calendar itself. "
+                     "The calendar is read-only.",
+        "dav_server": "Server address", "dav_user": "User name", "dav_password": "Password",
+        "dav_password_note": "you get it from the organiser",
+        "dav_calendar": "Calendar address", "dav_calendar_note": "only if your app asks for it",
     },
 }
 
@@ -175,6 +199,15 @@ class Row:
     session: Session
     time: str
     mentors: list[str]
+
+
+@dataclass(frozen=True)
+class DavLogin:
+    """What a mentor types into a calendar app to add their embedded calendar."""
+
+    server: str
+    user: str
+    calendar: str
 
 
 @dataclass(frozen=True)
@@ -313,11 +346,12 @@ class Page:
             **self._common(snapshot, live, lang),
             days=self.rows(snapshot, None, lang), links=self.feeds(snapshot, lang),
             calendars=sorted(live.calendars.values(), key=lambda c: (c.mentor, c.calendar)),
-            mentor=None, private=False,
+            mentor=None, private=False, dav=None,
         )
 
     def mentor(self, snapshot: Snapshot, live: Live, mentor: Mentor, lang: str,
-               private_path: str | None = None, token: str | None = None) -> str:
+               private_path: str | None = None, token: str | None = None, *, dav: bool = False) -> str:
+        """``dav``: this server answers at /dav/, so the page may tell how to add the calendar."""
         template = self.env.get_template("index.html")
         own = snapshot.feed("mentor", mentor.id)
         links = []
@@ -331,4 +365,14 @@ class Page:
             links=links,
             calendars=[c for c in live.calendars.values() if c.mentor == mentor.id],
             mentor=mentor, private=private_path is not None,
+            dav=self.dav_login(mentor) if dav else None,
         )
+
+    def dav_login(self, mentor: Mentor) -> DavLogin | None:
+        """The mentor's embedded calendar, when they have one (no CalDAV server of their own)."""
+        if mentor.caldav is not None or not self.settings.embedded_caldav:
+            return None
+        from .targets.embedded import Embedded
+
+        base = self.settings.base_url
+        return DavLogin(base + Embedded.server_path(), mentor.id, base + Embedded.calendar_path(mentor.id))

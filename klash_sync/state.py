@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import StateError
 from .ical import Revision
@@ -580,6 +581,25 @@ class Store:
                 (record.key, record.mentor, json.dumps(record.target, sort_keys=True), record.url),
             )
         return taken
+
+    def move_calendar(self, calendar: str, url: str) -> None:
+        """The calendar now lives at ``url``: re-point its record and the hrefs of its items.
+
+        For a server that moved whole collections (the embedded one, on upgrade): the
+        resources keep their names and ETags, so the next listing matches them as known.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT url FROM calendars WHERE calendar=?", (calendar,)).fetchone()
+            if row is None:
+                return
+            old, new = urlsplit(row[0]).path, urlsplit(url).path
+            db.execute("UPDATE calendars SET url=? WHERE calendar=?", (url, calendar))
+            for table in ("items", "foreign_items"):
+                db.execute(
+                    f"UPDATE {table} SET href=? || substr(href, ?) "  # noqa: S608
+                    "WHERE calendar=? AND substr(href, 1, ?)=?",
+                    (new, len(old) + 1, calendar, len(old), old),
+                )
 
     def forget_calendar(self, calendar: str) -> None:
         with self._tx() as db:

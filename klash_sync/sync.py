@@ -224,6 +224,7 @@ class Syncer:
         if t["kind"] == "embedded":
             if self.embedded is None or self.dav_base is None:
                 raise SettingsError("the embedded CalDAV server is not available in this process")
+            self.embedded.ensure_home(t["calendar"])
             return Endpoint(
                 url=self.dav_base + Embedded.calendar_path(t["calendar"]),
                 username=SERVICE_USER, password=self.embedded.service_password,
@@ -328,9 +329,17 @@ class Syncer:
             record = self.store.calendar(job.key)
             endpoint = self.endpoint(job)
             known = record.url if record else None
-            if known and endpoint.create_here:
+            if record and known and endpoint.create_here:
                 # The embedded server's port may differ from run to run: keep only the path.
-                known = endpoint.url
+                if urlsplit(known).path != urlsplit(endpoint.url).path:
+                    # Its calendars have moved (Embedded.migrate): our records follow them,
+                    # so the moved events are recognised without reading or writing them.
+                    # Probe the new place rather than assume it, in case nothing was there.
+                    if not dry_run:
+                        self.store.move_calendar(job.key, endpoint.url)
+                    known = None
+                else:
+                    known = endpoint.url
             calendar = CalDAVCalendar(endpoint, collection_url=known)
             self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
             result.ok = True

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from .atom import atom
 from .feeds import Feed
@@ -62,15 +62,19 @@ class App:
         self.metrics = metrics
         self.on_request = on_request
         self.page = Page(settings, changes)
+        self._prefix = _path_of(settings.base_url)
 
     def set_settings(self, settings: Settings) -> None:
         self.settings = settings
         self.page = Page(settings, self.changes)
+        self._prefix = _path_of(settings.base_url)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
-        if self.dav is not None and (path == "/dav" or path.startswith("/dav/")):
+        if self.dav is not None and _for_dav(path, self._prefix):
             return self.dav(environ, start_response)
+        if self.dav is not None and _asks_for_dav(path, environ.get("REQUEST_METHOD", "GET")):
+            return self._to_dav(start_response)
         try:
             return self._route(environ, start_response, path)
         except Exception:  # a bug: log it for the operator, show nothing to the client
@@ -128,7 +132,8 @@ class App:
                     return self._not_found(start_response, path)
                 token = m["token"]
                 private_path = f"/feeds/mentors/{mentor.id}/{token}.ics"
-            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path, token).encode()
+            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path, token,
+                                    dav=self.dav is not None).encode()
             return self._html(start_response, body, head, lang, private=private_path is not None)
         return self._not_found(start_response, path)
 
@@ -144,6 +149,20 @@ class App:
         body = self.page.unloaded(self.live, lang, m["id"] if m else None, m["token"] if m else None)
         return self._html(start_response, body.encode(), head, lang, private=True,
                           status="503 Service Unavailable", extra=[("Retry-After", "5")])
+
+    def _to_dav(self, start_response: StartResponse) -> Iterable[bytes]:
+        """Send a calendar app from the server address to the DAV root (RFC 6764, section 5).
+
+        The target is a path (keeping the host the app used) under the public URL's path,
+        so it is right behind a reverse proxy at a sub-path too. A PROPFIND that follows
+        a 301 may lose its body; Radicale then answers "allprop", which includes the
+        current-user-principal the app is after.
+        """
+        start_response("301 Moved Permanently", [
+            ("Location", f"{self._prefix}/dav/"), ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", "0"), ("Cache-Control", "no-store"), *_SECURITY_HEADERS,
+        ])
+        return []
 
     def _token_ok(self, mentor_id: str, token: str) -> bool:
         return self.settings.private_feeds and self.keys is not None and self.keys.valid(mentor_id, token)
@@ -223,6 +242,24 @@ def _plain(
 ) -> Iterable[bytes]:
     return _respond(start_response, status, "text/plain; charset=utf-8", body, False,
                     extra=[("Cache-Control", "no-store"), *(extra or [])])
+
+
+def _path_of(base_url: str) -> str:
+    """The public URL's path: '' or e.g. '/klash' behind a proxy at a sub-path."""
+    return urlsplit(base_url).path.rstrip("/")
+
+
+def _for_dav(path: str, prefix: str) -> bool:
+    """Under /dav/, or under the public URL's path + /dav/ (see Embedded.below_mount)."""
+    return any(path == m or path.startswith(m + "/") for m in {"/dav", prefix + "/dav"})
+
+
+def _asks_for_dav(path: str, method: str) -> bool:
+    """A calendar app looking for the CalDAV service: the well-known URI (any method), or a
+    PROPFIND of the server address itself (what apps try first with the address typed in)."""
+    if path.rstrip("/") == "/.well-known/caldav":
+        return True
+    return method == "PROPFIND" and path == "/"
 
 
 def _has_body(environ: dict[str, Any]) -> bool:
