@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import urlsplit
 
 from . import __version__, logs
@@ -23,7 +24,7 @@ from .feeds import Snapshot, feed_path, publish
 from .lock import StateLock
 from .settings import Settings, load_settings
 from .state import Store
-from .sync import Syncer
+from .sync import CalendarResult, Syncer, SyncReport
 from .targets.embedded import Embedded, loopback_server
 
 log = logging.getLogger("klash_sync")
@@ -88,7 +89,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         from .tokens import FeedKeys
 
         try:
-            version = export_all(snapshot, settings, Path(args.all), FeedKeys.from_settings(settings, store))
+            version = export_all(snapshot, settings, Path(args.all), FeedKeys.from_settings(settings, store),
+                                 store.recent_changes(30))
         finally:
             store.close()
         print(f"exported {len(snapshot.feeds)} feeds and the page to {args.all} (-> {version.name})",
@@ -123,8 +125,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import threading
+
     from .live import Live
-    from .server import bind, bound_url
+    from .server import bind, bound_url, serve, shutdown, stop_signals
     from .tokens import FeedKeys
     from .web import App
 
@@ -137,13 +141,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
               changes=lambda: store.recent_changes(30))
     server, settings = bind(app, settings)
     live.set_snapshot(publish(programme, store, now=_now(), base_url=settings.event_base_url))
-    log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
+    stop = threading.Event()
+    # The loop runs in a thread and the main thread only waits: SIGINT/SIGTERM set ``stop``
+    # (see server.stop_signals), and the stop is bounded (server.shutdown).
+    thread = threading.Thread(target=serve, args=(server,), name="http", daemon=True)
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        with stop_signals(stop):
+            thread.start()
+            log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
+            while not stop.wait(0.5) and thread.is_alive():
+                pass
     finally:
-        server.close()
+        shutdown(server, thread)
         store.close()
     return EXIT_OK
 
@@ -216,7 +225,7 @@ def _syncer_context(settings: Settings, store: Store, *, readonly: bool = False)
         yield Syncer(settings, store, embedded=embedded, dav_base=base)
 
 
-def _print_result(result, out=None) -> None:  # noqa: ANN001
+def _print_result(result: CalendarResult, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     label = result.mentor + (" (leaving)" if result.leaving else "")
     if result.ok:
@@ -228,7 +237,7 @@ def _print_result(result, out=None) -> None:  # noqa: ANN001
         print(f"FAILED  {label:<28} {result.error}", file=out, flush=True)
 
 
-def _summary(report) -> None:  # noqa: ANN001
+def _summary(report: SyncReport) -> None:
     total = len(report.results)
     failed = len(report.failed)
     created = sum(r.created for r in report.results)

@@ -13,6 +13,7 @@ import difflib
 import re
 import tomllib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -291,7 +292,9 @@ def check(programme: Programme, locator: _Locator | None, name: str) -> list[Pro
         hint = f"; did you mean '{close[0]}'?" if close else " (use an IANA name like Europe/Helsinki)"
         add("programme", None, "[programme]", "timezone", f"'{zone}' is not a known time zone{hint}")
 
-    for table, items in (("mentors", programme.mentors), ("sessions", programme.sessions)):
+    groups: list[tuple[str, Sequence[Mentor | Session]]] = [
+        ("mentors", programme.mentors), ("sessions", programme.sessions)]
+    for table, items in groups:
         kind = _TABLES[table][0]
         seen: dict[str, int] = {}
         for index, item in enumerate(items):

@@ -67,7 +67,7 @@ class Daemon:
             changes=lambda: self.store.recent_changes(30),
         )
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
-        self.inflight: dict[str, Future] = {}
+        self.inflight: dict[str, Future[None]] = {}
         self.finished: queue.Queue[tuple[Job, CalendarResult]] = queue.Queue()
         self.jobs: dict[str, Job] = {}
         self.pending: set[str] = set()
@@ -107,6 +107,9 @@ class Daemon:
         log.info("the programme and its subscribe links: %s/", self.settings.base_url)
         if self.embedded is not None:
             log.info("mentors' read-only logins to the embedded calendars: klash-sync accounts")
+        # The stat check's baseline is taken before the first read: an edit saved between the
+        # read and the watcher's start would otherwise be missed until the next edit.
+        self._stat = self._file_stat()
         self.reload(initial=True)
         self._watch()
 
@@ -228,7 +231,8 @@ class Daemon:
         for key in sorted(self.pending):
             if key in self.inflight or not self.backoff.ready(key) or key not in self.jobs:
                 continue
-            job, allow = self._overrides.pop(key, None) or (self.jobs[key], False)
+            override = self._overrides.pop(key, None)
+            job, allow = override or (self.jobs[key], False)
             self.pending.discard(key)
             self.inflight[key] = self.pool.submit(self._run_job, job, domain, allow)
 
@@ -377,14 +381,17 @@ class Daemon:
         if now < self._next_stat:
             return
         self._next_stat = now + 2.0
-        try:
-            st = self.settings.programme.stat()
-            current = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except OSError:
-            current = (0, 0, 0)
+        current = self._file_stat()
         if self._stat is not None and current != self._stat and not self.debouncer.pending:
             self.debouncer.poke()
         self._stat = current
+
+    def _file_stat(self) -> tuple[int, int, int]:
+        try:
+            st = self.settings.programme.stat()
+        except OSError:
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def idle(self) -> bool:
         """Nothing running and nothing due now (for tests that step the clock)."""

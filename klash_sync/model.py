@@ -266,8 +266,9 @@ class Programme(_Frozen):
 
     def municipalities(self) -> dict[str, str]:
         """Slug -> display name of every municipality that hosts a session, in slug order."""
-        found = {s.municipality_slug: s.municipality for s in self.sessions if s.municipality}
-        return {slug: found[slug] for slug in sorted(found) if slug}
+        found = {s.municipality_slug: s.municipality for s in self.sessions
+                 if s.municipality and s.municipality_slug}
+        return {slug: found[slug] for slug in sorted(found)}
 
     def sessions_of_municipality(self, slug: str) -> tuple[Session, ...]:
         """A municipality's own sessions plus the joint ones (those without a municipality)."""

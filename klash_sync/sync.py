@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import MassDeleteRefused, SettingsError, TargetConflict, TargetError, UserError
@@ -60,12 +61,13 @@ _FETCH_BATCH = 200
 class Job:
     key: str
     mentor: str
-    target: dict  # how to reach it, without secrets; stored for later cleanup
+    target: dict[str, Any]  # how to reach it, without secrets; stored for later cleanup
     desired: Mapping[str, Desired]
     leaving: bool = False
     # For a leaving calendar: the mentor's current calendars. Cleanup waits until each
     # has been found, and deletes nothing if one of them is the same collection.
     successors: tuple[str, ...] = ()
+    title: str = ""  # the name of a calendar we create: the mentor's feed title
 
 
 @dataclass
@@ -102,7 +104,7 @@ class SyncReport:
         return [r for r in self.results if not r.ok]
 
 
-def target_of(mentor: Mentor, settings: Settings) -> dict | None:
+def target_of(mentor: Mentor, settings: Settings) -> dict[str, Any] | None:
     """The target description for a mentor, or None when they get feeds only."""
     if mentor.caldav is not None:
         c = mentor.caldav
@@ -114,7 +116,7 @@ def target_of(mentor: Mentor, settings: Settings) -> dict | None:
     return None
 
 
-def calendar_key(mentor_id: str, target: dict) -> str:
+def calendar_key(mentor_id: str, target: dict[str, Any]) -> str:
     """Identity of one calendar: a new target for a mentor is a new calendar."""
     digest = hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:12]
     return f"{mentor_id}:{target['kind']}:{digest}"
@@ -126,7 +128,7 @@ def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
     Kept in the snapshot's cache: the periodic syncs of an unchanged programme reuse them.
     """
     key = ("desired", mentor_id)
-    cached = snapshot.cache.get(key)
+    cached: dict[str, Desired] | None = snapshot.cache.get(key)
     if cached is not None:
         return cached
     programme = snapshot.programme
@@ -168,7 +170,8 @@ def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
             continue
         key = calendar_key(mentor.id, target)
         current.setdefault(mentor.id, []).append(key)
-        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id)))
+        title = f"{snapshot.programme.programme.name} – {mentor.name}"  # as the mentor's feed
+        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id), title=title))
     keys = {k for ks in current.values() for k in ks}
     for key, record in sorted(store.calendars().items()):
         if key not in keys:
@@ -225,7 +228,7 @@ class Syncer:
             return Endpoint(
                 url=self.dav_base + Embedded.calendar_path(t["calendar"]),
                 username=SERVICE_USER, password=self.embedded.service_password,
-                calendar=f"Klash – {job.mentor}", timeout=self.settings.request_timeout,
+                calendar=job.title or f"Klash – {job.mentor}", timeout=self.settings.request_timeout,
                 create_here=True,
             )
         return Endpoint(

@@ -88,7 +88,7 @@ class CalDAVCalendar:
     """One calendar collection. Construct, ``open()``, then list, fetch and write."""
 
     def __init__(self, endpoint: Endpoint, *, collection_url: str | None = None) -> None:
-        import caldav  # the one place the library is imported
+        from caldav.davclient import DAVClient  # the one place the library is imported
 
         # The password, and the Basic credentials built from it, never reach a log line,
         # even when a server echoes our request into an error page that a library logs.
@@ -97,7 +97,7 @@ class CalDAVCalendar:
         self.endpoint = endpoint
         self.collection_url = collection_url
         try:
-            self.client = caldav.DAVClient(
+            self.client = DAVClient(
                 url=endpoint.url,
                 username=endpoint.username,
                 password=endpoint.password,
@@ -212,8 +212,8 @@ class CalDAVCalendar:
         """Every resource in the collection: href -> ETag. One PROPFIND, Depth 1."""
         url = self.open()
         if self._prefetched is not None:
-            found, self._prefetched = self._prefetched, None
-            return found
+            prefetched, self._prefetched = self._prefetched, None
+            return prefetched
         found = self._list(url, probing=False)
         assert found is not None
         return found
