@@ -15,11 +15,18 @@ from .parsers import read_icaljs
 
 
 def test_export_whole_programme_to_stdout_is_deterministic(tmp_path):
+    """Once the service has recorded the programme's revisions, every export is the same bytes.
+
+    `export` to standard output changes nothing, so before any writer ran there are no
+    recorded revisions to render from; a writer (here `export --all`) records them.
+    """
     env = {"KLASH_STATE_DIR": str(tmp_path / "state")}
+    assert run_cli("export", "--all", str(tmp_path / "site"), env=env).code == 0
     first = run_cli("export", env=env)
     second = run_cli("export", env=env)
     assert first.code == 0, first.err
     assert first.raw == second.raw
+    assert first.raw == (tmp_path / "site" / "feeds" / "programme.ics").read_bytes()
     assert len(read_icaljs(first.raw)) == 5
 
 
