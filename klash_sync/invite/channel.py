@@ -52,13 +52,14 @@ class InviteReport:
         return not self.failed and not self.held
 
 
-def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime) -> InvitePlan:
+def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime,
+             retry_waiting: bool = False) -> InvitePlan:
     """The current plan; an empty one when the programme has no sender for invitations."""
     email = snapshot.programme.programme.organiser_email
     if email is None:
         return InvitePlan()
     return plan_invitations(snapshot, outbox.sent(), outbox.pending(), now=now,
-                            organiser_email=email)
+                            organiser_email=email, retry_waiting=retry_waiting)
 
 
 def send(
@@ -69,11 +70,12 @@ def send(
     now: Callable[[], datetime],
     allow_mass_cancel: bool = False,
     retry_max: float = 900.0,
+    retry_waiting: bool = False,
     on_delivery: Callable[[Delivery], None] | None = None,
 ) -> InviteReport:
     """Plan and send every due invitation, recording each step in the outbox."""
     moment = now()
-    plan = plan_now(snapshot, outbox, now=moment)
+    plan = plan_now(snapshot, outbox, now=moment, retry_waiting=retry_waiting)
     if allow_mass_cancel:
         plan = release(plan)
     outbox.drop_pending_except(plan.keep)

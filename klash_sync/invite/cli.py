@@ -58,7 +58,8 @@ def invites(snapshot: Snapshot, settings: Settings, *, now: Callable[[], datetim
             print(f"{state:<7}{inv.method:<8}{inv.session} to {inv.mentor}{extra}", flush=True)
 
         report = send_all(snapshot, outbox, config, now=now, allow_mass_cancel=allow_mass_cancel,
-                      retry_max=settings.retry_max, on_delivery=shown)
+                      retry_max=settings.retry_max, retry_waiting=True,
+                          on_delivery=shown)
         _held(report.held)
         print(f"summary: {len(report.sent)} sent, {len(report.failed)} not sent, "
               f"{sum(len(v) for v in report.held.values())} held", file=sys.stdout)

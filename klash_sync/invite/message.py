@@ -79,8 +79,10 @@ def calendar_body(inv: Invitation, *, timezone: str, organiser: str, organiser_e
     parts = [head[: -len(footer)]]
     start = event.decoded("DTSTART")
     if isinstance(start, datetime):
+        # The zone from the event's own year on: ical.js misreads the summer of any year
+        # but the first of a VTIMEZONE's span (an hour off), so the span starts there.
         year = start.year
-        parts.append(vtimezone_bytes(timezone, date(year - 1, 1, 1), date(year + 2, 1, 1)))
+        parts.append(vtimezone_bytes(timezone, date(year, 1, 1), date(year + 2, 1, 1)))
     parts.append(event.to_ical())
     parts.append(footer)
     return b"".join(parts)

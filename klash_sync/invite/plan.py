@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from ..feeds import Snapshot
-from ..ical import start_instant, when
+from ..ical import RENDER_VERSION, start_instant, when
 from ..model import Mentor, Programme, Session
 
 REQUEST, CANCEL = "REQUEST", "CANCEL"
@@ -116,6 +116,19 @@ def attendees(session: Session, programme: Programme) -> tuple[tuple[str, str], 
     return tuple(found)
 
 
+def content(session: Session, programme: Programme) -> dict:
+    """What a mentor's copy must follow: the session and the programme-wide settings that
+    reach its event, but not who else mentors it. Like Outlook's default, taking a mentor
+    off (or adding one) mails those mentors only; the others' copies get the new list with
+    the next real change."""
+    info = programme.programme
+    return {
+        "render": RENDER_VERSION,
+        "session": session.model_dump(mode="json", exclude={"mentors"}),
+        "programme": info.model_dump(mode="json", exclude={"name", "url"}),
+    }
+
+
 def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
@@ -127,11 +140,13 @@ def plan_invitations(
     *,
     now: datetime,
     organiser_email: str,
+    retry_waiting: bool = False,
 ) -> InvitePlan:
     """The invitations that make every invited mentor's calendar match the programme.
 
     ``pending`` entries that failed for good (5xx) are not retried with the same content;
-    those waiting out a 4xx answer are counted in ``waiting`` until their time comes.
+    those waiting out a 4xx answer are counted in ``waiting`` until their time comes, unless
+    ``retry_waiting`` (a person asked to send now).
     """
     programme = snapshot.programme
     tz = ZoneInfo(programme.programme.timezone)
@@ -158,7 +173,8 @@ def plan_invitations(
         if waiting is not None and waiting.hash == inv.hash:
             if waiting.state == "failed":
                 return  # refused for good; shown until the content or the address changes
-            if waiting.state == "retry" and waiting.next_try is not None and waiting.next_try > now:
+            if (waiting.state == "retry" and not retry_waiting and waiting.next_try is not None
+                    and waiting.next_try > now):
                 result.waiting += 1
                 return
             # the same message again: same SEQUENCE, same Message-ID (a crash may have sent it)
@@ -182,8 +198,8 @@ def plan_invitations(
             else:
                 method = REQUEST
                 reason = "changed" if key in sent and sent[key].method == REQUEST else "new"
-                digest = _digest(REQUEST, snapshot.hashes.get(session.id), revision.sequence,
-                                 attendees(session, programme), mentor.email, organiser_email)
+                digest = _digest(REQUEST, content(session, programme), mentor.email,
+                                 organiser_email)
             consider(Invitation(mentor.id, mentor.name, mentor.email, session.id, method, 0, digest,
                                 snapshot.events[session.id], attendees(session, programme), ends,
                                 reason), revision.sequence)
