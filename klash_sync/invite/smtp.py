@@ -166,6 +166,8 @@ class Transport:
             refused = self._smtp.send_message(msg, from_addr=sender, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as e:
             code, text = next(iter(e.recipients.values()))
+            if code == 421:  # smtplib has closed the connection: open a new one next time
+                self._drop()
             return Outcome(False, 400 <= code < 500, _one_line(code, text))
         except smtplib.SMTPResponseException as e:
             if e.smtp_code == 421 or e.smtp_code < 500:
