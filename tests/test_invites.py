@@ -228,3 +228,21 @@ def test_smtp_settings_errors_are_one_line(tmp_path, smtp):
     assert smtp.handler.messages() == []
     assert rig.run().code == 0
     assert len(rig.new()) == 5
+
+
+def test_a_refused_recipient_does_not_stop_the_others_and_is_sent_once_later(tmp_path, smtp):
+    rig = Rig(tmp_path, smtp)
+    rig.write(sessions())
+    smtp.handler.refuse[MILJA] = "550 5.1.1 Recipient address rejected: User unknown"
+    result = rig.run()
+    assert result.code == 1
+    assert sorted(i.to for i in rig.new()) == [ULLA, ULLA, ULLA]
+    assert "FAILED REQUEST summer to milja-kopsi: 550 5.1.1 Recipient address rejected" in result.out
+    preview = rig.run(send=False)
+    assert "milja-kopsi" not in preview.out  # refused for good: not planned again by itself ...
+    del smtp.handler.refuse[MILJA]
+    assert rig.run().code == 0  # ... but `invites --send` tries it again, once
+    assert sorted((i.to, i.uid) for i in rig.new()) == [(MILJA, "summer@klash.test"),
+                                                        (MILJA, "winter@klash.test")]
+    assert rig.run().code == 0
+    assert rig.new() == []

@@ -145,8 +145,8 @@ def plan_invitations(
     """The invitations that make every invited mentor's calendar match the programme.
 
     ``pending`` entries that failed for good (5xx) are not retried with the same content;
-    those waiting out a 4xx answer are counted in ``waiting`` until their time comes, unless
-    ``retry_waiting`` (a person asked to send now).
+    those waiting out a 4xx answer are counted in ``waiting`` until their time comes. With
+    ``retry_waiting`` (a person ran ``invites --send``) both are tried again now.
     """
     programme = snapshot.programme
     tz = ZoneInfo(programme.programme.timezone)
@@ -171,7 +171,7 @@ def plan_invitations(
         result.keep.add(key)
         waiting = pending.get(key)
         if waiting is not None and waiting.hash == inv.hash:
-            if waiting.state == "failed":
+            if waiting.state == "failed" and not retry_waiting:
                 return  # refused for good; shown until the content or the address changes
             if (waiting.state == "retry" and not retry_waiting and waiting.next_try is not None
                     and waiting.next_try > now):
