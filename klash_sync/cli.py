@@ -319,6 +319,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def cmd_invites(args: argparse.Namespace) -> int:
+    from .invite.cli import invites
+
+    settings = _settings(args)
+    snapshot, store = _snapshot(settings)
+    store.close()
+    return invites(snapshot, settings, now=_now, send=args.send,
+                   allow_mass_cancel=args.allow_mass_cancel)
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     from .sync import jobs_for
 
@@ -451,6 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mass-delete", action="store_true",
                    help="allow deleting more than half of a calendar's events of ours")
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("invites", help="show the e-mail invitations that are due; --send sends them",
+                       description="List the invitations, updates and cancellations that mentors "
+                       "with invite = true are due (writes nothing); --send sends them now, "
+                       "without waiting for KLASH_INVITE_DELAY. Exit 1 when one failed or was held.")
+    _common(p)
+    p.add_argument("--send", action="store_true", help="send them now")
+    p.add_argument("--allow-mass-cancel", action="store_true",
+                   help="send cancellations for more than half of a mentor's upcoming sessions")
+    p.set_defaults(func=cmd_invites)
 
     p = sub.add_parser("purge", help="remove every event of ours from one mentor's calendar",
                        description="Delete every event klash-sync put into MENTOR's calendar. "

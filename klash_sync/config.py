@@ -320,6 +320,22 @@ def check(programme: Programme, locator: _Locator | None, name: str) -> list[Pro
                 if problem:
                     add("sessions", index, place, field, problem)
 
+    for index, mentor in enumerate(programme.mentors):
+        if not mentor.invite:
+            continue
+        place = f"mentor '{mentor.id}'"
+        if mentor.email is None:
+            add("mentors", index, place, "invite",
+                "invitations need the mentor's address: add email = \"…\"")
+        if mentor.caldav is not None:
+            add("mentors", index, place, "invite",
+                "choose invitations or a [caldav] push, not both: the same event would appear "
+                "twice in one calendar")
+        if programme.programme.organiser_email is None:
+            add("programme", None, "[programme]", "organiser_email",
+                f"mentor '{mentor.id}' gets invitations, which need a sender: add "
+                "organiser_email = \"…\" (replies go there)")
+
     targets: dict[tuple[str, str, str], str] = {}
     for index, mentor in enumerate(programme.mentors):
         if mentor.caldav is None:

@@ -30,6 +30,7 @@ from . import handover
 from .config import parse
 from .errors import ProgrammeError
 from .feeds import Snapshot, publish
+from .invite.worker import InviteWorker
 from .live import CalendarStatus, Live
 from .observe import Metrics, health
 from .server import bind, bound_url, serve, shutdown
@@ -62,10 +63,11 @@ class Daemon:
         self.app = App(
             self.live, settings,
             dav=self.embedded.mounted if self.embedded else None,
-            health=self._health, metrics=self.metrics.render, on_request=self.metrics.request,
+            health=self._health, metrics=self._metrics, on_request=self.metrics.request,
             keys=FeedKeys.from_settings(settings, self.store),
             changes=lambda: self.store.recent_changes(30),
         )
+        self.invites = InviteWorker(settings, self.clock)  # e-mail invitations, own thread
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
         self.inflight: dict[str, Future[None]] = {}
         self.finished: queue.Queue[tuple[Job, CalendarResult]] = queue.Queue()
@@ -179,6 +181,7 @@ class Daemon:
         log.info("programme loaded: %d sessions, %d mentors%s", len(snapshot.programme.sessions),
                  len(snapshot.programme.mentors), _what_happened(snapshot.happened))
         self.mark_all_due()
+        self.invites.changed()
 
     def _reject(self, message: str, initial: bool) -> bool:
         self.live.set_error(message, self.clock.now())
@@ -298,6 +301,7 @@ class Daemon:
             self.republish()
         self._take_requests()
         self._dispatch()
+        self.invites.tick(self.live.snapshot)
 
     def republish(self) -> None:
         """Publish the current programme again: the store's SEQUENCEs were raised by a sync."""
@@ -396,7 +400,8 @@ class Daemon:
     def idle(self) -> bool:
         """Nothing running and nothing due now (for tests that step the clock)."""
         self._collect()
-        return not self.inflight and not any(self.backoff.ready(k) for k in self.pending)
+        return (not self.inflight and not any(self.backoff.ready(k) for k in self.pending)
+                and self.invites.idle())
 
     def serve_forever(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads the programme."""
@@ -417,6 +422,7 @@ class Daemon:
         self.stopping.set()
         log.info("stopping: waiting for %d running calendar syncs", len(self.inflight))
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.invites.stop()
         done = threading.Event()
 
         def wait_all() -> None:
@@ -434,9 +440,18 @@ class Daemon:
         self.store.close()
         log.info("stopped")
 
+    def _metrics(self) -> bytes:
+        self.metrics.set_invitations(self.invites.status())
+        return self.metrics.render()
+
     def _health(self) -> tuple[int, bytes]:
-        return health(self.live, now=self.clock.now(), unhealthy_after=self.settings.unhealthy_after,
-                      programme_path=str(self.settings.programme))
+        now = self.clock.now()
+        invites = self.invites.status()
+        self.metrics.set_invitations(invites)
+        return health(self.live, now=now, unhealthy_after=self.settings.unhealthy_after,
+                      programme_path=str(self.settings.programme), invites=invites,
+                      invite_problems=self.invites.problems(self.live.snapshot, now,
+                                                            self.settings.unhealthy_after))
 
 
 def _what_happened(happened: dict[str, str]) -> str:

@@ -163,11 +163,15 @@ class Mentor(_Frozen):
     email: str | None = Field(
         default=None,
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="Optional contact address; never sent as an invitation.",
+        description="E-mail address; invitations go here when 'invite' is true.",
     )
     caldav: CalDAVTarget | None = Field(
         default=None,
         description="The mentor's own CalDAV calendar; without it, the embedded server is used.",
+    )
+    invite: bool = Field(
+        default=False,
+        description="Send this mentor e-mail invitations (iMIP) to 'email' instead of a CalDAV push.",
     )
 
 
@@ -249,6 +253,11 @@ class ProgrammeInfo(_Frozen):
         description="Reminders before each session's start, ISO 8601 durations.",
     )
     url: HttpUrl | None = Field(default=None, description="Home page of the programme.")
+    organiser_email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Sender and ORGANIZER of e-mail invitations; mentors' replies go here.",
+    )
 
 
 class Programme(_Frozen):

@@ -111,7 +111,7 @@ def target_of(mentor: Mentor, settings: Settings) -> dict[str, Any] | None:
         return {"kind": "caldav", "url": c.url, "username": c.username,
                 "password_env": c.password_env, "password_file": c.password_file,
                 "calendar": c.calendar, "ca_bundle": c.ca_bundle, "auth": c.auth}
-    if settings.embedded_caldav:
+    if settings.embedded_caldav and not mentor.invite:  # invited mentors: one channel, e-mail
         return {"kind": "embedded", "calendar": mentor.id}
     return None
 
