@@ -188,7 +188,8 @@ def vdirsyncer_config(tmp: Path, feed_base: str, targets: dict[int, tuple[str, s
 
 
 def run_vdirsyncer(config: Path, command: str = "sync") -> None:
-    exe = shutil.which("vdirsyncer")
+    # Beside our Python first: a virtual environment's scripts are not on PATH unless activated.
+    exe = shutil.which("vdirsyncer", path=str(Path(sys.executable).parent)) or shutil.which("vdirsyncer")
     if exe is None:
         raise SystemExit("vdirsyncer is not installed: pip install -e '.[test]'")
     done = subprocess.run([exe, "-c", str(config), command], capture_output=True, text=True,

@@ -7,33 +7,44 @@ from the programme's uid_domain and the change's sequence number.
 from __future__ import annotations
 
 from datetime import UTC
+from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
+from .changes import change_text
 from .feeds import Snapshot
+from .links import Links
 from .state import Change
 
 ATOM = "http://www.w3.org/2005/Atom"
 
 
-def atom(snapshot: Snapshot, changes: list[Change], lang: str, base_url: str) -> bytes:
+def atom(snapshot: Snapshot, changes: list[Change], lang: str, base_url: str,
+         links: Links | None = None) -> bytes:
+    """The feed in ``lang``; its links are absolute, made from ``base_url`` and ``links``."""
+    links = links or Links.for_base(base_url)
+    parts = urlsplit(base_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
     ET.register_namespace("", ATOM)
     domain = snapshot.programme.programme.uid_domain
     feed = ET.Element(f"{{{ATOM}}}feed", {"xml:lang": lang})
-    title = "Muutokset" if lang == "fi" else "What changed"
+    title = {"fi": "Muutokset", "sv": "Ändringar"}.get(lang, "What changed")
     ET.SubElement(feed, f"{{{ATOM}}}title").text = f"{snapshot.programme.programme.name}: {title}"
     ET.SubElement(feed, f"{{{ATOM}}}id").text = f"tag:{domain},2019:changes"
-    newest = changes[0].at if changes else snapshot.loaded_at
+    # Without changes, when the feeds last changed: stable across reloads and exports.
+    newest = changes[0].at if changes else max(
+        (f.last_modified for f in snapshot.feeds.values()), default=snapshot.loaded_at)
     ET.SubElement(feed, f"{{{ATOM}}}updated").text = newest.astimezone(UTC).isoformat()
-    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "alternate", "href": f"{base_url}/?lang={lang}"})
-    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "self", "href": f"{base_url}/changes.atom?lang={lang}"})
+    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "alternate", "href": origin + links.page(lang)})
+    ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "self", "href": origin + links.atom(lang)})
     author = ET.SubElement(feed, f"{{{ATOM}}}author")
     ET.SubElement(author, f"{{{ATOM}}}name").text = snapshot.programme.programme.organiser
     for change in changes:
         entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
-        text = change.text_fi if lang == "fi" else change.text_en
+        text = change_text(change, lang)
         ET.SubElement(entry, f"{{{ATOM}}}title").text = text
         ET.SubElement(entry, f"{{{ATOM}}}id").text = f"tag:{domain},2019:change/{change.seq}"
         ET.SubElement(entry, f"{{{ATOM}}}updated").text = change.at.astimezone(UTC).isoformat()
-        ET.SubElement(entry, f"{{{ATOM}}}link", {"href": f"{base_url}/?lang={lang}#{change.session}"})
+        ET.SubElement(entry, f"{{{ATOM}}}link", {"href": f"{origin}{links.page(lang)}#{change.session}"})
         ET.SubElement(entry, f"{{{ATOM}}}summary").text = text
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return body

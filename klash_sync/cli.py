@@ -14,6 +14,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
 
 from . import __version__, logs
 from .config import load
@@ -22,7 +24,7 @@ from .feeds import Snapshot, feed_path, publish
 from .lock import StateLock
 from .settings import Settings, load_settings
 from .state import Store
-from .sync import Syncer
+from .sync import CalendarResult, Syncer, SyncReport
 from .targets.embedded import Embedded, loopback_server
 
 log = logging.getLogger("klash_sync")
@@ -87,7 +89,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         from .tokens import FeedKeys
 
         try:
-            version = export_all(snapshot, settings, Path(args.all), FeedKeys.from_settings(settings, store))
+            version = export_all(snapshot, settings, Path(args.all), FeedKeys.from_settings(settings, store),
+                                 store.recent_changes(30))
         finally:
             store.close()
         print(f"exported {len(snapshot.feeds)} feeds and the page to {args.all} (-> {version.name})",
@@ -122,8 +125,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import threading
+
     from .live import Live
-    from .server import bind, bound_url
+    from .server import bind, bound_url, serve, shutdown, stop_signals
     from .tokens import FeedKeys
     from .web import App
 
@@ -136,13 +141,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
               changes=lambda: store.recent_changes(30))
     server, settings = bind(app, settings)
     live.set_snapshot(publish(programme, store, now=_now(), base_url=settings.event_base_url))
-    log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
+    stop = threading.Event()
+    # The loop runs in a thread and the main thread only waits: SIGINT/SIGTERM set ``stop``
+    # (see server.stop_signals), and the stop is bounded (server.shutdown).
+    thread = threading.Thread(target=serve, args=(server,), name="http", daemon=True)
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        with stop_signals(stop):
+            thread.start()
+            log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
+            while not stop.wait(0.5) and thread.is_alive():
+                pass
     finally:
-        server.close()
+        shutdown(server, thread)
         store.close()
     return EXIT_OK
 
@@ -195,17 +205,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _syncer_context(settings: Settings, store: Store) -> Iterator[Syncer]:
-    """A Syncer, with the embedded server on a private loopback port when it is needed."""
+def _syncer_context(settings: Settings, store: Store, *, readonly: bool = False) -> Iterator[Syncer]:
+    """A Syncer, with the embedded server on a private loopback port when it is needed.
+
+    ``readonly`` (``plan``) uses the embedded server as a writer left it, creating and
+    moving nothing; before any writer has set it up there is nothing on it to plan against.
+    """
     if not settings.embedded_caldav:
         yield Syncer(settings, store)
         return
-    embedded = Embedded(settings.state_dir)
+    if readonly and not Embedded.is_set_up(settings.state_dir):
+        print("(the embedded CalDAV server has not been set up yet: its calendars are not "
+              "planned; `klash-sync sync` or `run` creates them)", file=sys.stderr)
+        yield Syncer(settings.model_copy(update={"embedded_caldav": False}), store)
+        return
+    embedded = Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path,
+                        readonly=readonly)
     with loopback_server(embedded) as base:
         yield Syncer(settings, store, embedded=embedded, dav_base=base)
 
 
-def _print_result(result, out=None) -> None:  # noqa: ANN001
+def _print_result(result: CalendarResult, out: TextIO | None = None) -> None:
     out = out or sys.stdout
     label = result.mentor + (" (leaving)" if result.leaving else "")
     if result.ok:
@@ -217,7 +237,7 @@ def _print_result(result, out=None) -> None:  # noqa: ANN001
         print(f"FAILED  {label:<28} {result.error}", file=out, flush=True)
 
 
-def _summary(report) -> None:  # noqa: ANN001
+def _summary(report: SyncReport) -> None:
     total = len(report.results)
     failed = len(report.failed)
     created = sum(r.created for r in report.results)
@@ -281,7 +301,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     settings = _settings(args)
     snapshot, store = _snapshot(settings, readonly=True)
     try:
-        with _syncer_context(settings, store) as syncer:
+        with _syncer_context(settings, store, readonly=True) as syncer:
             report = syncer.run(snapshot, dry_run=True, allow_mass_delete=True)
     finally:
         store.close()
@@ -297,6 +317,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
             note = " (put back)" if getattr(action, "restore", False) else ""
             print(f"  {verb:<7} {action.uid}{note}")
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_invites(args: argparse.Namespace) -> int:
+    from .invite.cli import invites
+
+    settings = _settings(args)
+    snapshot, store = _snapshot(settings)
+    store.close()
+    return invites(snapshot, settings, now=_now, send=args.send,
+                   allow_mass_cancel=args.allow_mass_cancel)
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -329,25 +359,31 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
-
     settings = _settings(args)
     if not settings.embedded_caldav:
         raise UserError("the embedded CalDAV server is off (KLASH_EMBEDDED_CALDAV=false)")
     programme = load(settings.programme)
     _writer(settings, "accounts")
-    embedded = Embedded(settings.state_dir)
+    embedded = Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path)
     users = [m for m in programme.mentors if m.caldav is None]
     if args.reset and args.reset not in {m.id for m in users}:
         raise UserError(f"'{args.reset}' is not a mentor on the embedded server")
-    print("Read-only logins to the embedded calendars (give each mentor their own line):")
+    server = settings.base_url + Embedded.server_path()
+    print("Read-only logins to the embedded calendars (give each mentor their own lines).\n"
+          "In a calendar app, add a CalDAV account with the server address, user and password;\n"
+          "the app finds the calendar itself. The calendar address is for apps that ask for it.")
     for mentor in users:
-        url = settings.base_url + Embedded.calendar_path(mentor.id)
+        embedded.ensure_home(mentor.id)  # so the login finds its principal before the first sync
         if args.reset == mentor.id or not embedded.has_login(mentor.id):
             password = embedded.set_password(mentor.id)
-            shown = f"password {password}   (new: shown only now)"
+            shown = f"{password}   (new: shown only now)"
         else:
-            shown = f"password set earlier (new one: klash-sync accounts --reset {mentor.id})"
-        print(f"  {mentor.name}: {url}  user {mentor.id}  {shown}")
+            shown = f"set earlier (new one: klash-sync accounts --reset {mentor.id})"
+        print(f"  {mentor.name}\n"
+              f"    server    {server}\n"
+              f"    user      {mentor.id}\n"
+              f"    password  {shown}\n"
+              f"    calendar  {settings.base_url + Embedded.calendar_path(mentor.id)}")
     gone = embedded.remove_logins(m.id for m in users)
     if gone:
         print(f"removed logins of mentors no longer in the programme: {', '.join(gone)}")
@@ -426,6 +462,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow deleting more than half of a calendar's events of ours")
     p.set_defaults(func=cmd_sync)
 
+    p = sub.add_parser("invites", help="show the e-mail invitations that are due; --send sends them",
+                       description="List the invitations, updates and cancellations that mentors "
+                       "with invite = true are due (writes nothing); --send sends them now, "
+                       "without waiting for KLASH_INVITE_DELAY. Exit 1 when one failed or was held.")
+    _common(p)
+    p.add_argument("--send", action="store_true", help="send them now")
+    p.add_argument("--allow-mass-cancel", action="store_true",
+                   help="send cancellations for more than half of a mentor's upcoming sessions")
+    p.set_defaults(func=cmd_invites)
+
     p = sub.add_parser("purge", help="remove every event of ours from one mentor's calendar",
                        description="Delete every event klash-sync put into MENTOR's calendar. "
                        "Events the mentor made themselves are never touched.")
@@ -443,8 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_feeds)
 
     p = sub.add_parser("accounts", help="show mentors' read-only logins to the embedded calendars",
-                       description="List each mentor's embedded calendar address and login. A "
-                       "password is shown once, when it is made; --reset makes a new one.")
+                       description="List each mentor's login to the embedded calendars: the server "
+                       "address to type into a calendar app, the user name, the password and the "
+                       "calendar's own address. A password is shown once, when it is made; --reset "
+                       "makes a new one.")
     _common(p)
     p.add_argument("--reset", metavar="MENTOR", help="give this mentor a new password")
     p.set_defaults(func=cmd_accounts)

@@ -13,6 +13,7 @@ import difflib
 import re
 import tomllib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -291,7 +292,9 @@ def check(programme: Programme, locator: _Locator | None, name: str) -> list[Pro
         hint = f"; did you mean '{close[0]}'?" if close else " (use an IANA name like Europe/Helsinki)"
         add("programme", None, "[programme]", "timezone", f"'{zone}' is not a known time zone{hint}")
 
-    for table, items in (("mentors", programme.mentors), ("sessions", programme.sessions)):
+    groups: list[tuple[str, Sequence[Mentor | Session]]] = [
+        ("mentors", programme.mentors), ("sessions", programme.sessions)]
+    for table, items in groups:
         kind = _TABLES[table][0]
         seen: dict[str, int] = {}
         for index, item in enumerate(items):
@@ -316,6 +319,22 @@ def check(programme: Programme, locator: _Locator | None, name: str) -> list[Pro
                 problem = _local_time_problem(getattr(session, field), tz)
                 if problem:
                     add("sessions", index, place, field, problem)
+
+    for index, mentor in enumerate(programme.mentors):
+        if not mentor.invite:
+            continue
+        place = f"mentor '{mentor.id}'"
+        if mentor.email is None:
+            add("mentors", index, place, "invite",
+                "invitations need the mentor's address: add email = \"…\"")
+        if mentor.caldav is not None:
+            add("mentors", index, place, "invite",
+                "choose invitations or a [caldav] push, not both: the same event would appear "
+                "twice in one calendar")
+        if programme.programme.organiser_email is None:
+            add("programme", None, "[programme]", "organiser_email",
+                f"mentor '{mentor.id}' gets invitations, which need a sender: add "
+                "organiser_email = \"…\" (replies go there)")
 
     targets: dict[tuple[str, str, str], str] = {}
     for index, mentor in enumerate(programme.mentors):

@@ -24,12 +24,14 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import handover
 from .config import parse
 from .dispatch import Due
 from .errors import ProgrammeError
 from .feeds import Snapshot, publish
+from .invite.worker import InviteWorker
 from .live import CalendarStatus, Live
 from .observe import Metrics, health
 from .server import bind, bound_url, serve, shutdown
@@ -57,16 +59,18 @@ class Daemon:
         self.store = Store(settings.state_db)
         self.live = Live()
         self.metrics = Metrics()
-        self.embedded = Embedded(settings.state_dir) if settings.embedded_caldav else None
+        self.embedded = (Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path)
+                         if settings.embedded_caldav else None)
         self.app = App(
             self.live, settings,
             dav=self.embedded.mounted if self.embedded else None,
-            health=self._health, metrics=self.metrics.render, on_request=self.metrics.request,
+            health=self._health, metrics=self._metrics, on_request=self.metrics.request,
             keys=FeedKeys.from_settings(settings, self.store),
             changes=lambda: self.store.recent_changes(30),
         )
+        self.invites = InviteWorker(settings, self.clock)  # e-mail invitations, own thread
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
-        self.inflight: dict[str, Future] = {}
+        self.inflight: dict[str, Future[None]] = {}
         self.finished: queue.Queue[tuple[Job, CalendarResult]] = queue.Queue()
         self.due = Due(per_host=settings.sync_per_host)
         self._planned: Snapshot | None = None  # the snapshot the current jobs were made from
@@ -97,7 +101,8 @@ class Daemon:
         """Bind the port, load the programme, start serving and watching."""
         self.server, self.settings = bind(self.app, self.settings)
         self.syncer = Syncer(self.settings, self.store, embedded=self.embedded,
-                             dav_base=self._loopback_base(), environ=self.environ,
+                             dav_base=self._loopback_base() + (self.embedded.prefix if self.embedded else ""),
+                             environ=self.environ,
                              clock=self.clock.now)
         self._server_thread = threading.Thread(target=serve, args=(self.server,), name="http", daemon=True)
         self._server_thread.start()
@@ -106,9 +111,9 @@ class Daemon:
         log.info("the programme and its subscribe links: %s/", self.settings.base_url)
         if self.embedded is not None:
             log.info("mentors' read-only logins to the embedded calendars: klash-sync accounts")
-        # The file as it is before it is read: an edit saved while the programme loads
-        # (before the watcher runs) differs from it and is applied, not lost.
-        self._stat = self._identity()
+        # The stat check's baseline is taken before the first read: an edit saved between the
+        # read and the watcher's start would otherwise be missed until the next edit.
+        self._stat = self._file_stat()
         self.reload(initial=True)
         self._watch()
 
@@ -178,6 +183,7 @@ class Daemon:
         log.info("programme loaded: %d sessions, %d mentors%s", len(snapshot.programme.sessions),
                  len(snapshot.programme.mentors), _what_happened(snapshot.happened))
         self.mark_changed_due()
+        self.invites.changed()
 
     def _reject(self, message: str, initial: bool) -> bool:
         self.live.set_error(message, self.clock.now())
@@ -248,7 +254,8 @@ class Daemon:
         domain = snapshot.programme.programme.uid_domain
         free = self.settings.sync_workers - len(self.inflight)
         for key in self.due.take(self.inflight, free, self.backoff.ready):
-            job, allow = self._overrides.pop(key, None) or (self.jobs[key], False)
+            override = self._overrides.pop(key, None)
+            job, allow = override or (self.jobs[key], False)
             self.inflight[key] = self.pool.submit(self._run_job, job, domain, allow)
 
     def _run_job(self, job: Job, domain: str, allow_mass_delete: bool = False) -> None:
@@ -316,6 +323,7 @@ class Daemon:
             self.republish()
         self._take_requests()
         self._dispatch()
+        self.invites.tick(self.live.snapshot)
 
     def republish(self) -> None:
         """Publish the current programme again: the store's SEQUENCEs were raised by a sync."""
@@ -399,12 +407,12 @@ class Daemon:
         if now < self._next_stat:
             return
         self._next_stat = now + 2.0
-        current = self._identity()
+        current = self._file_stat()
         if self._stat is not None and current != self._stat and not self.debouncer.pending:
             self.debouncer.poke()
         self._stat = current
 
-    def _identity(self) -> tuple[int, int, int]:
+    def _file_stat(self) -> tuple[int, int, int]:
         try:
             st = self.settings.programme.stat()
         except OSError:
@@ -414,7 +422,8 @@ class Daemon:
     def idle(self) -> bool:
         """Nothing running and nothing due now (for tests that step the clock)."""
         self._collect()
-        return not self.inflight and not self.due.waiting(self.inflight, self.backoff.ready)
+        return (not self.inflight and not self.due.waiting(self.inflight, self.backoff.ready)
+                and self.invites.idle())
 
     def serve_forever(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads the programme."""
@@ -436,6 +445,7 @@ class Daemon:
         self.stopping.set()
         log.info("stopping: waiting for %d running calendar syncs", len(self.inflight))
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.invites.stop()
         done = threading.Event()
 
         def wait_all() -> None:
@@ -455,9 +465,18 @@ class Daemon:
         self.store.close()
         log.info("stopped")
 
+    def _metrics(self) -> bytes:
+        self.metrics.set_invitations(self.invites.status())
+        return self.metrics.render()
+
     def _health(self) -> tuple[int, bytes]:
-        return health(self.live, now=self.clock.now(), unhealthy_after=self.settings.unhealthy_after,
-                      programme_path=str(self.settings.programme))
+        now = self.clock.now()
+        invites = self.invites.status()
+        self.metrics.set_invitations(invites)
+        return health(self.live, now=now, unhealthy_after=self.settings.unhealthy_after,
+                      programme_path=str(self.settings.programme), invites=invites,
+                      invite_problems=self.invites.problems(self.live.snapshot, now,
+                                                            self.settings.unhealthy_after))
 
 
 def _what_happened(happened: dict[str, str]) -> str:

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .changes import describe, summary
@@ -55,7 +56,7 @@ class Snapshot:
     timezone: bytes = b""
     cores: dict[str, str] = field(default_factory=dict)  # hashes without SEQUENCE
     base_url: str | None = None  # the public address in the events' page links, if any
-    cache: dict = field(default_factory=dict, compare=False, repr=False)
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def feed(self, kind: str, key: str = "") -> Feed | None:
         return next((f for f in self.feeds.values() if f.kind == kind and f.key == key), None)
@@ -91,8 +92,8 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str 
     if not revised.first:
         entries = []
         for sid in sorted(happened):
-            fi, en = describe(happened[sid], revised.previous.get(sid), summaries.get(sid))
-            entries.append((now, sid, happened[sid], fi, en))
+            fi, en, sv = describe(happened[sid], revised.previous.get(sid), summaries.get(sid))
+            entries.append((now, sid, happened[sid], fi, en, sv))
         store.add_changes(entries)
     events: dict[str, bytes] = {}
     hashes: dict[str, str] = {}

@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REQUESTS = "requests"
 
@@ -47,14 +48,14 @@ def submit(state_dir: Path, action: str, mentor: str | None = None) -> str:
     return rid
 
 
-def wait(state_dir: Path, rid: str, timeout: float) -> dict | None:
+def wait(state_dir: Path, rid: str, timeout: float) -> dict[str, Any] | None:
     """The daemon's answer to request ``rid``, or None after ``timeout`` seconds."""
     done = folder(state_dir) / f"{rid}.done"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if done.exists():
             with contextlib.suppress(OSError, ValueError):
-                answer = json.loads(done.read_text(encoding="utf-8"))
+                answer: dict[str, Any] = json.loads(done.read_text(encoding="utf-8"))
                 done.unlink(missing_ok=True)
                 return answer
         time.sleep(0.2)

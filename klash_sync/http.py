@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
 
 
 def http_date(moment: datetime) -> str:
@@ -42,7 +43,7 @@ def etag_matches(header: str, etags: tuple[str, ...]) -> bool:
     return False
 
 
-def not_modified(environ: dict, etags: tuple[str, ...], last_modified: datetime) -> bool:
+def not_modified(environ: dict[str, Any], etags: tuple[str, ...], last_modified: datetime) -> bool:
     """Whether a GET/HEAD may be answered 304. If-None-Match wins over If-Modified-Since."""
     inm = environ.get("HTTP_IF_NONE_MATCH")
     if inm is not None:
@@ -55,7 +56,7 @@ def not_modified(environ: dict, etags: tuple[str, ...], last_modified: datetime)
     return False
 
 
-def accepts_gzip(environ: dict) -> bool:
+def accepts_gzip(environ: dict[str, Any]) -> bool:
     """Accept-Encoding allows gzip (q > 0), explicitly or through '*'."""
     header = environ.get("HTTP_ACCEPT_ENCODING", "")
     star: bool | None = None
@@ -77,7 +78,7 @@ def accepts_gzip(environ: dict) -> bool:
     return bool(star)
 
 
-def preferred_language(environ: dict, query: dict[str, str], supported: tuple[str, ...]) -> str:
+def preferred_language(environ: dict[str, Any], query: dict[str, str], supported: tuple[str, ...]) -> str:
     """?lang= first, then Accept-Language in order of q, else the first supported one."""
     chosen = query.get("lang", "")
     if chosen in supported:

@@ -9,6 +9,17 @@ properties are wrapped in ``vText`` because ``add("X-…", str)`` does not escap
 No ATTENDEE, ORGANIZER or METHOD goes into an event: scheduling servers (Nextcloud,
 SabreDAV, iCloud, Exchange) would e-mail invitations for the first two, and refuse
 stored objects with the last. Mentors' names go into the description instead.
+
+Feeds carry no METHOD either. ``METHOD:PUBLISH`` makes a feed an iTIP message
+(RFC 5546), and iTIP's PUBLISH requires an ORGANIZER in every VEVENT: libical's
+restriction check (Evolution, GNOME) rejected every feed for it. We choose no METHOD
+over an ORGANIZER because an ORGANIZER needs a mailto: address we do not have, turns a
+programme entry into a "meeting" in Outlook and Apple Calendar (with an organiser and
+reply buttons mentors cannot use) and, since the same VEVENT bytes are stored on CalDAV
+servers, invites scheduling processing there. Without METHOD a feed is a plain RFC 5545
+calendar: subscriptions (Google "From URL", Apple and Outlook "subscribe") never used
+METHOD, and a downloaded .ics opens as an import of events in Outlook, Google and Apple
+Calendar, which is what a mentor wants. libical then checks the RFC 5545 property counts.
 """
 
 from __future__ import annotations
@@ -134,7 +145,8 @@ def render_event(
         event.add("URL", link)
     categories = ["Klash"] + ([session.municipality] if session.municipality else [])
     event.add("CATEGORIES", categories)
-    event.add("TRANSP", "OPAQUE")
+    # A called-off session must not show the mentor as busy in apps that ignore STATUS.
+    event.add("TRANSP", "TRANSPARENT" if session.status == "cancelled" else "OPAQUE")
     event.add("CLASS", "PUBLIC")
     event.add(MARKER, vText(session.id))
     if session.status != "cancelled":  # nobody wants a reminder of a called-off session
@@ -150,7 +162,7 @@ def render_event(
 
 # Bump when a change to this module changes the bytes of events, so that every event
 # gets a higher SEQUENCE and clients take the new rendering.
-RENDER_VERSION = 2
+RENDER_VERSION = 3  # 3: cancelled sessions are TRANSPARENT
 
 
 def fingerprint(session: Session, programme: Programme) -> str:
@@ -199,15 +211,15 @@ def calendar_bytes(
 
     The header is rendered by icalendar; the events and the VTIMEZONE, already
     serialised by icalendar, are spliced in before END:VCALENDAR, so that a feed of
-    thousands of events does not re-serialise each one. ``feed=False`` gives the
-    object stored on a CalDAV server: no METHOD (servers refuse it) and no feed headers.
+    thousands of events does not re-serialise each one. Neither has a METHOD (see the
+    module docstring); ``feed=False`` gives the object stored on a CalDAV server, without
+    the feed headers.
     """
     cal = Calendar()
     cal.add("PRODID", PRODID)
     cal.add("VERSION", "2.0")
     cal.add("CALSCALE", "GREGORIAN")
     if feed:
-        cal.add("METHOD", "PUBLISH")
         cal.add("NAME", name)
         cal.add("X-WR-CALNAME", vText(name))
         cal.add("X-WR-TIMEZONE", vText(programme.programme.timezone))

@@ -163,11 +163,15 @@ class Mentor(_Frozen):
     email: str | None = Field(
         default=None,
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="Optional contact address; never sent as an invitation.",
+        description="E-mail address; invitations go here when 'invite' is true.",
     )
     caldav: CalDAVTarget | None = Field(
         default=None,
         description="The mentor's own CalDAV calendar; without it, the embedded server is used.",
+    )
+    invite: bool = Field(
+        default=False,
+        description="Send this mentor e-mail invitations (iMIP) to 'email' instead of a CalDAV push.",
     )
 
 
@@ -249,6 +253,11 @@ class ProgrammeInfo(_Frozen):
         description="Reminders before each session's start, ISO 8601 durations.",
     )
     url: HttpUrl | None = Field(default=None, description="Home page of the programme.")
+    organiser_email: str | None = Field(
+        default=None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="Sender and ORGANIZER of e-mail invitations; mentors' replies go here.",
+    )
 
 
 class Programme(_Frozen):
@@ -266,8 +275,9 @@ class Programme(_Frozen):
 
     def municipalities(self) -> dict[str, str]:
         """Slug -> display name of every municipality that hosts a session, in slug order."""
-        found = {s.municipality_slug: s.municipality for s in self.sessions if s.municipality}
-        return {slug: found[slug] for slug in sorted(found) if slug}
+        found = {s.municipality_slug: s.municipality for s in self.sessions
+                 if s.municipality and s.municipality_slug}
+        return {slug: found[slug] for slug in sorted(found)}
 
     def sessions_of_municipality(self, slug: str) -> tuple[Session, ...]:
         """A municipality's own sessions plus the joint ones (those without a municipality)."""

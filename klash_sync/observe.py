@@ -21,6 +21,7 @@ from prometheus_client import (
 )
 
 from . import __version__
+from .invite.outbox import MentorOutbox
 from .live import Live
 from .logs import redact
 
@@ -54,6 +55,16 @@ class Metrics:
         self.failing = Gauge("klash_calendars_failing", "Calendars whose last sync failed.",
                              registry=self.registry)
 
+        self.invitations = Gauge("klash_invitations", "Invitations per mentor: last sent (sent), "
+                                 "on their way (pending) or refused for good (failed).",
+                                 ["mentor", "state"], registry=self.registry)
+
+    def set_invitations(self, status: dict[str, MentorOutbox]) -> None:
+        self.invitations.clear()
+        for line in status.values():
+            for state in ("sent", "pending", "failed"):
+                self.invitations.labels(mentor=line.mentor, state=state).set(getattr(line, state))
+
     def request(self, kind: str, status: int) -> None:
         self.requests.labels(kind=kind, status=str(status)).inc()
 
@@ -65,7 +76,9 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
 
 
-def health(live: Live, *, now: datetime, unhealthy_after: float, programme_path: str) -> tuple[int, bytes]:
+def health(live: Live, *, now: datetime, unhealthy_after: float, programme_path: str,
+           invites: dict[str, MentorOutbox] | None = None,
+           invite_problems: list[str] | None = None) -> tuple[int, bytes]:
     """Status code and JSON body for /healthz.
 
     503 when the programme on disk is invalid, when none has ever loaded, or when a
@@ -100,6 +113,7 @@ def health(live: Live, *, now: datetime, unhealthy_after: float, programme_path:
         problems.append(live.state_error)
     if unhealthy:
         problems.append(f"calendars failing for over {int(unhealthy_after)} s: {', '.join(unhealthy)}")
+    problems.extend(invite_problems or [])
     body = {
         "status": "ok" if not problems else "unhealthy",
         "problems": problems,
@@ -113,6 +127,12 @@ def health(live: Live, *, now: datetime, unhealthy_after: float, programme_path:
             "error_at": _iso(live.programme_error_at),
         },
         "calendars": calendars,
+        "invitations": [
+            {"mentor": line.mentor, "sent": line.sent, "pending": line.pending,
+             "failed": line.failed, "error": line.answer, "failing_since": _iso(line.failing_since),
+             "sessions": line.sessions}
+            for line in sorted((invites or {}).values(), key=lambda x: x.mentor)
+        ],
     }
     text = redact(json.dumps(body, ensure_ascii=False, indent=1))
     return (200 if not problems else 503), text.encode()

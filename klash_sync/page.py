@@ -2,31 +2,42 @@
 
 Rendering is done by Jinja2 with auto-escaping on, so programme text (which may
 contain anything an organiser typed) is always shown as text. Pages are Finnish by
-default and English on request; the words live in ``TEXTS`` below.
+default, Swedish and English on request (Finland is bilingual, and so is Vantaa); the
+words live in ``TEXTS`` below, translated by hand, never generated.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from itertools import groupby
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import segno
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from .changes import change_text
 from .feeds import Feed, Snapshot
 from .ical import start_instant, when
+from .links import Links
 from .live import Live
 from .model import Mentor, Session
 from .settings import Settings
+from .state import Change
+
+# The page's languages; the first is the default (no ?lang=, no Accept-Language match).
+LANGUAGES = ("fi", "sv", "en")
+# Each language named in itself, for the language switch.
+LANGUAGE_NAMES = {"fi": "Suomeksi", "sv": "På svenska", "en": "In English"}
 
 TEXTS: dict[str, dict[str, str]] = {
     "fi": {
-        "other_lang": "In English", "other_code": "en", "navigation": "Sivut",
+        "navigation": "Sivut", "languages": "Kieli",
         "programme": "Ohjelma", "subscribe": "Tilaa kalenteriin", "all_day": "koko päivä",
         "mentors": "Mentorit", "mentor": "Mentori", "municipality": "Kunta",
         "joint": "yhteinen tilaisuus kaikille tiimeille", "cancelled": "Peruttu",
@@ -52,9 +63,65 @@ TEXTS: dict[str, dict[str, str]] = {
         "changes": "Muutokset", "no_changes": "Ei muutoksia vielä.",
         "atom": "Muutokset syötteenä (Atom)",
         "private_note": "Tämä osoite on henkilökohtainen: älä jaa sitä.",
+        "unloaded_title": "Ohjelmaa päivitetään",
+        "unloaded_note": "Ohjelmaa päivitetään parhaillaan. Palaa hetken kuluttua.",
+        "unloaded_help": "Aiempaa toimivaa versiota ei ole tallessa, joten sivulla ja syötteissä "
+                         "ei ole vielä mitään. Korjaa tiedosto; korjaus otetaan käyttöön heti.",
+        "unloaded_loading": "Ohjelmaa luetaan.",
+        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        "dav_title": "Lisää kalenteri omaan sovellukseesi",
+        "dav_intro": "Tapahtumasi ovat myös tämän palvelun kalenterissa. Lisää kalenterisovellukseesi "
+                     "CalDAV-tili alla olevilla tiedoilla; sovellus löytää kalenterin itse. "
+                     "Kalenteria voi vain lukea.",
+        "dav_server": "Palvelimen osoite", "dav_user": "Käyttäjätunnus", "dav_password": "Salasana",
+        "dav_password_note": "saat sen järjestäjältä",
+        "dav_calendar": "Kalenterin osoite", "dav_calendar_note": "vain jos sovellus kysyy sitä",
+    },
+    # Finland-Swedish as Kuntaliitto and the bilingual municipalities write it.
+    "sv": {
+        "navigation": "Sidor", "languages": "Språk",
+        "programme": "Program", "subscribe": "Prenumerera", "all_day": "hela dagen",
+        "mentors": "Mentorer", "mentor": "Mentor", "municipality": "Kommun",
+        "joint": "gemensamt tillfälle för alla team", "cancelled": "Inställd",
+        "tentative": "Preliminär", "copy_link": "Kopiera länken", "copied": "Kopierad!",
+        "webcal": "Prenumerera i kalendern", "https": "Öppna .ics-filen",
+        "qr": "Skanna med telefonen", "no_sessions": "Inga tillfällen.",
+        "no_links": "Flödena är inte offentliga: be arrangören om din egen adress.",
+        "your_calendar": "Din kalender", "no_calendar": "Tillfällena förs inte direkt in i din "
+        "kalender; prenumerera på flödet nedan.", "status": "Läget för arrangörerna",
+        "loaded": "Programmet inläst", "file_broken": "filen innehåller ett fel",
+        "in_sync": "uppdaterad", "failing_since": "misslyckas sedan",
+        "last_sync": "senaste synkronisering", "state": "Läge",
+        "calendars_caption": "Mentorernas kalendrar",
+        "no_calendars": "Inga kalendrar har synkroniserats ännu.",
+        "error_title": "Programfilen innehåller ett fel",
+        "error_help": "Ändringen har inte tagits i bruk: kalendrarna och flödena har kvar den "
+                      "senaste fungerande versionen. Rätta filen, så tas rättelsen i bruk genast.",
+        "back": "Hela programmet", "how": "Så här prenumererar du",
+        "how_google": "Google Kalender: Andra kalendrar → + → Från webbadress, klistra in länken. "
+                      "Google uppdaterar prenumererade kalendrar bara med några timmars mellanrum.",
+        "how_apple": "Apples Kalender (iPhone, Mac): tryck på ”Prenumerera i kalendern” eller välj "
+                     "Arkiv → Ny kalenderprenumeration och klistra in länken.",
+        "how_outlook": "Outlook: Lägg till kalender → Prenumerera från webben, klistra in länken.",
+        "changes": "Ändringar", "no_changes": "Inga ändringar ännu.",
+        "atom": "Ändringarna som flöde (Atom)",
+        "private_note": "Den här adressen är personlig: dela den inte med andra.",
+        "unloaded_title": "Programmet uppdateras",
+        "unloaded_note": "Programmet håller på att uppdateras. Kom tillbaka om en stund.",
+        "unloaded_help": "Det finns ingen tidigare fungerande version sparad, så sidan och flödena "
+                         "är tomma tills vidare. Rätta filen, så tas rättelsen i bruk genast.",
+        "unloaded_loading": "Programmet läses in.",
+        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        "dav_title": "Lägg till kalendern i din kalenderapp",
+        "dav_intro": "Dina tillfällen finns också i en kalender på den här tjänsten. Lägg till ett "
+                     "CalDAV-konto i din kalenderapp med uppgifterna nedan; appen hittar kalendern "
+                     "själv. Kalendern kan bara läsas.",
+        "dav_server": "Serverns adress", "dav_user": "Användarnamn", "dav_password": "Lösenord",
+        "dav_password_note": "du får det av arrangören",
+        "dav_calendar": "Kalenderns adress", "dav_calendar_note": "bara om appen frågar efter den",
     },
     "en": {
-        "other_lang": "Suomeksi", "other_code": "fi", "navigation": "Pages",
+        "navigation": "Pages", "languages": "Language",
         "programme": "Programme", "subscribe": "Subscribe", "all_day": "all day",
         "mentors": "Mentors", "mentor": "Mentor", "municipality": "Municipality",
         "joint": "joint session for all teams", "cancelled": "Cancelled",
@@ -80,6 +147,19 @@ TEXTS: dict[str, dict[str, str]] = {
         "changes": "What changed", "no_changes": "No changes yet.",
         "atom": "Changes as a feed (Atom)",
         "private_note": "This address is personal: do not share it.",
+        "unloaded_title": "The programme is being updated",
+        "unloaded_note": "The programme is being updated right now. Please come back in a moment.",
+        "unloaded_help": "No earlier working version is kept, so the page and the feeds are "
+                         "empty for now. Fix the file; the fix is applied at once.",
+        "unloaded_loading": "The programme is being loaded.",
+        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        "dav_title": "Add it to your calendar app",
+        "dav_intro": "Your events are also in a calendar on this service. In your calendar app, add "
+                     "a CalDAV account with the details below; the app finds the calendar itself. "
+                     "The calendar is read-only.",
+        "dav_server": "Server address", "dav_user": "User name", "dav_password": "Password",
+        "dav_password_note": "you get it from the organiser",
+        "dav_calendar": "Calendar address", "dav_calendar_note": "only if your app asks for it",
     },
 }
 
@@ -107,6 +187,7 @@ def qr_svg(url: str, title: str) -> str:
 
 _WEEKDAYS = {
     "fi": ["ma", "ti", "ke", "to", "pe", "la", "su"],
+    "sv": ["mån", "tis", "ons", "tors", "fre", "lör", "sön"],
     "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
 }
 
@@ -121,6 +202,15 @@ class Row:
 
 
 @dataclass(frozen=True)
+class DavLogin:
+    """What a mentor types into a calendar app to add their embedded calendar."""
+
+    server: str
+    user: str
+    calendar: str
+
+
+@dataclass(frozen=True)
 class Link:
     title: str
     https: str
@@ -128,9 +218,26 @@ class Link:
     qr: str
 
 
+# Swedish names of bilingual and other well-known municipalities; others (Joensuu,
+# Janakkala) are the same in both languages.
+SWEDISH_PLACES = {
+    "Vantaa": "Vanda", "Helsinki": "Helsingfors", "Espoo": "Esbo", "Kauniainen": "Grankulla",
+    "Turku": "Åbo", "Tampere": "Tammerfors", "Oulu": "Uleåborg", "Vaasa": "Vasa",
+    "Porvoo": "Borgå", "Kokkola": "Karleby", "Pietarsaari": "Jakobstad", "Raasepori": "Raseborg",
+    "Hanko": "Hangö", "Loviisa": "Lovisa", "Sipoo": "Sibbo", "Kirkkonummi": "Kyrkslätt",
+    "Hämeenlinna": "Tavastehus", "Lappeenranta": "Villmanstrand", "Kotka": "Kotka",
+    "Mikkeli": "S:t Michel", "Kristiinankaupunki": "Kristinestad", "Lohja": "Lojo",
+}
+
+
+def place(name: str, lang: str) -> str:
+    """A municipality's name as the language writes it (Vantaa is Vanda in Swedish)."""
+    return SWEDISH_PLACES.get(name, name) if lang == "sv" else name
+
+
 def day_label(day: date, lang: str) -> str:
     weekday = _WEEKDAYS[lang][day.weekday()]
-    if lang == "fi":
+    if lang in ("fi", "sv"):
         return f"{weekday} {day.day}.{day.month}.{day.year}"
     return f"{weekday} {day.year}-{day.month:02d}-{day.day:02d}"
 
@@ -140,16 +247,20 @@ def time_label(session: Session, tz: ZoneInfo, lang: str) -> str:
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         return TEXTS[lang]["all_day"]
     if start.date() == end.date():
-        return f"{start:%H.%M}–{end:%H.%M}" if lang == "fi" else f"{start:%H:%M}–{end:%H:%M}"
+        return f"{start:%H.%M}–{end:%H.%M}" if lang != "en" else f"{start:%H:%M}–{end:%H:%M}"
+    if lang == "en":
+        return f"{start:%H:%M} – {day_label(end.date(), lang)} {end:%H:%M}"
     return f"{start:%H.%M} – {day_label(end.date(), lang)} {end:%H.%M}"
 
 
 class Page:
     """Renders the pages from a snapshot; holds the template environment."""
 
-    def __init__(self, settings: Settings, change_source=None) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, change_source: Callable[[], list[Change]] | None = None,
+                 *, static: bool = False) -> None:
         self.settings = settings
         self.change_source = change_source
+        self.links = Links.for_base(settings.base_url, static=static)
         self.env = Environment(
             loader=PackageLoader("klash_sync", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -158,12 +269,14 @@ class Page:
             lstrip_blocks=True,
         )
 
-    def link(self, feed: Feed, path: str | None = None) -> Link:
+    def link(self, feed: Feed, path: str | None = None, title: str | None = None) -> Link:
         https = self.settings.base_url + (path or feed.path)
         webcal = "webcal://" + https.split("://", 1)[1]
-        return Link(feed.title, https, webcal, qr_svg(https, f"QR: {feed.title}"))
+        title = title or feed.title
+        return Link(title, https, webcal, qr_svg(https, f"QR: {title}"))
 
-    def _common(self, snapshot: Snapshot, live: Live, lang: str) -> dict:
+    def _common(self, snapshot: Snapshot, live: Live, lang: str,
+                mentor_id: str | None = None, token: str | None = None) -> dict[str, Any]:
         tz = ZoneInfo(snapshot.programme.programme.timezone)
 
         def fmt(moment: datetime | None) -> str:
@@ -172,17 +285,34 @@ class Page:
             local = moment.astimezone(tz)
             if lang == "fi":
                 return f"{local.day}.{local.month}.{local.year} klo {local:%H.%M}"
+            if lang == "sv":
+                return f"{local.day}.{local.month}.{local.year} kl. {local:%H.%M}"
             return f"{local:%Y-%m-%d %H:%M}"
 
         t = dict(TEXTS[lang])
         return {
             "t": t, "lang": lang, "snapshot": snapshot, "programme": snapshot.programme,
             "error": live.programme_error, "fmt": fmt, "script": SCRIPT,
+            "urls": self.links,
+            # The same page (and token) in another language: the language switch.
+            "here": lambda code: self.links.page(code, mentor_id, token),
+            "other_languages": [(c, LANGUAGE_NAMES[c]) for c in LANGUAGES if c != lang],
+            "place": lambda name: place(name, lang),
+            "change_text": lambda change: change_text(change, lang),
             "changes": self.changes(),
             "names": {m.id: m.name for m in snapshot.programme.mentors},
         }
 
-    def changes(self) -> list:
+    def unloaded(self, live: Live, lang: str, mentor_id: str | None = None,
+                 token: str | None = None) -> str:
+        """The page while no programme is loaded: a note for mentors, the error for organisers."""
+        return self.env.get_template("unloaded.html").render(
+            t=TEXTS[lang], lang=lang, error=live.programme_error,
+            here=lambda code: self.links.page(code, mentor_id, token),
+            other_languages=[(c, LANGUAGE_NAMES[c]) for c in LANGUAGES if c != lang],
+        )
+
+    def changes(self) -> list[Change]:
         return self.change_source() if self.change_source is not None else []
 
     def rows(self, snapshot: Snapshot, sessions: tuple[Session, ...] | None, lang: str
@@ -198,25 +328,30 @@ class Page:
             ]))
         return days
 
-    def feeds(self, snapshot: Snapshot) -> list[Link]:
+    def feeds(self, snapshot: Snapshot, lang: str) -> list[Link]:
         links = []
         if self.settings.public_feeds:
+            places = snapshot.programme.municipalities()
             for feed in snapshot.feeds.values():
-                if feed.kind in ("programme", "municipality"):
+                if feed.kind == "programme":
                     links.append(self.link(feed))
+                elif feed.kind == "municipality":  # the municipality named in the page's language
+                    title = f"{snapshot.programme.programme.name} – {place(places[feed.key], lang)}"
+                    links.append(self.link(feed, title=title))
         return links
 
     def index(self, snapshot: Snapshot, live: Live, lang: str) -> str:
         template = self.env.get_template("index.html")
         return template.render(
             **self._common(snapshot, live, lang),
-            days=self.rows(snapshot, None, lang), links=self.feeds(snapshot),
+            days=self.rows(snapshot, None, lang), links=self.feeds(snapshot, lang),
             calendars=sorted(live.calendars.values(), key=lambda c: (c.mentor, c.calendar)),
-            mentor=None, private=False,
+            mentor=None, private=False, dav=None,
         )
 
     def mentor(self, snapshot: Snapshot, live: Live, mentor: Mentor, lang: str,
-               private_path: str | None = None) -> str:
+               private_path: str | None = None, token: str | None = None, *, dav: bool = False) -> str:
+        """``dav``: this server answers at /dav/, so the page may tell how to add the calendar."""
         template = self.env.get_template("index.html")
         own = snapshot.feed("mentor", mentor.id)
         links = []
@@ -225,9 +360,19 @@ class Page:
         elif own is not None and not self.settings.private_feeds:
             links = [self.link(own)]
         return template.render(
-            **self._common(snapshot, live, lang),
+            **self._common(snapshot, live, lang, mentor.id, token),
             days=self.rows(snapshot, snapshot.programme.sessions_of(mentor.id), lang),
             links=links,
             calendars=[c for c in live.calendars.values() if c.mentor == mentor.id],
             mentor=mentor, private=private_path is not None,
+            dav=self.dav_login(mentor) if dav else None,
         )
+
+    def dav_login(self, mentor: Mentor) -> DavLogin | None:
+        """The mentor's embedded calendar, when they have one (no CalDAV server of their own)."""
+        if mentor.caldav is not None or not self.settings.embedded_caldav:
+            return None
+        from .targets.embedded import Embedded
+
+        base = self.settings.base_url
+        return DavLogin(base + Embedded.server_path(), mentor.id, base + Embedded.calendar_path(mentor.id))

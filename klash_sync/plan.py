@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .state import Item
 
@@ -104,11 +105,13 @@ Action = Create | Update | Delete | Adopt | Forget
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,120}\.ics$")
 
 
+_A = TypeVar("_A", Create, Update, Delete, Adopt, Forget)
+
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
 
-    def of(self, kind: type) -> list:
+    def of(self, kind: type[_A]) -> list[_A]:
         return [a for a in self.actions if isinstance(a, kind)]
 
     @property

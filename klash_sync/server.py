@@ -9,8 +9,12 @@ at most ``connection_limit`` sockets are open at once. Tracebacks are never sent
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import WSGITask
@@ -50,7 +54,8 @@ class _Task(WSGITask):
             and self.request.headers.get("CONNECTION", "").lower() != "close"
         )
         try:
-            return super().build_response_header()
+            header: bytes = super().build_response_header()
+            return header
         finally:
             self._bodiless_keepalive = False
 
@@ -96,17 +101,55 @@ def serve(server: Any) -> None:
             raise
 
 
-def shutdown(server: Any, thread: Any = None, timeout: float = 5.0) -> None:
-    """Stop a server that runs in another thread: finish running requests, close every socket.
+@contextlib.contextmanager
+def stop_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` while the block runs (main thread only).
 
-    ``server.close()`` alone closes only the listening socket; idle keep-alive
-    connections would keep the loop (and the process) alive until they time out.
+    Explicit handlers rather than Python's KeyboardInterrupt: a process started with
+    SIGINT ignored (a background job of a non-interactive shell, as CI runs the tests)
+    never gets a KeyboardInterrupt, so Ctrl-C or ``kill -INT`` did nothing; and where it
+    does arrive, an exception raised at an arbitrary point of waitress's loop can leave a
+    half-handled connection behind.
+    """
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def shutdown(server: Any, thread: threading.Thread | None = None, timeout: float = 5.0) -> None:
+    """Stop a server whose loop runs in ``thread``: bounded, also with busy connections.
+
+    The listening socket and every connection are closed inside the loop's own thread
+    (waitress's trigger runs the closing there), so no socket is closed under the loop's
+    feet; closing a connection also wakes a worker waiting to write to it. With nothing
+    left to watch, the loop ends. Then the workers get ``timeout`` seconds to finish the
+    requests they are in; requests not yet started are dropped. Every wait is bounded,
+    so a stop never hangs on a client that stopped reading.
     """
     server._klash_stopping = True
-    with contextlib.suppress(Exception):  # a half-started server
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
-    for channel in list(server._map.values()):
-        with contextlib.suppress(Exception):  # a socket that is already gone
-            channel.close()
-    if thread is not None:
-        thread.join(timeout=timeout)
+
+    def close_sockets() -> None:
+        for dispatcher in list(server._map.values()):
+            with contextlib.suppress(Exception):  # a socket that is already gone
+                if dispatcher is server.trigger:
+                    dispatcher.del_channel()  # closed below, once no worker pulls it any more
+                elif dispatcher is server:
+                    wasyncore.dispatcher.close(server)  # the listener; server.close() would close the trigger
+                elif isinstance(dispatcher, HTTPChannel):
+                    dispatcher.handle_close()
+                else:
+                    dispatcher.close()
+
+    if thread is not None and thread.is_alive():
+        with contextlib.suppress(Exception):  # a half-started server
+            server.trigger.pull_trigger(close_sockets)
+        thread.join(timeout)
+    if thread is None or thread.is_alive():
+        close_sockets()  # no loop to do it (or a stuck one): do it from here
+    with contextlib.suppress(Exception):
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=timeout)
+    with contextlib.suppress(Exception):
+        server.trigger.close()

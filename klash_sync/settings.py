@@ -89,6 +89,28 @@ class Settings(BaseSettings):
         default=None, description="File holding the server secret (Docker/systemd secrets)."
     )
 
+    smtp_url: str = Field(
+        default="",
+        description="SMTP server for e-mail invitations: smtp://host:587 (STARTTLS) or "
+        "smtps://host:465. Empty: invitations are not sent.",
+    )
+    smtp_tls: Literal["auto", "none"] = Field(
+        default="auto",
+        description="'none' allows smtp:// without TLS to a host other than loopback.",
+    )
+    smtp_username: str = Field(default="", description="SMTP login, if the server wants one.")
+    smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP password (or KLASH_SMTP_PASSWORD_FILE)."
+    )
+    smtp_password_file: Path | None = Field(
+        default=None, description="File holding the SMTP password (Docker/systemd secrets)."
+    )
+    invite_delay: float = Field(
+        default=120.0, ge=0,
+        description="Seconds the programme must be quiet before invitations go out, so that "
+        "quick edits make one message.",
+    )
+
     @field_validator("public_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
@@ -123,6 +145,20 @@ class Settings(BaseSettings):
             except OSError as e:
                 raise SettingsError(
                     f"KLASH_SECRET_FILE: cannot read {self.secret_file} ({e.strerror})"
+                ) from None
+        return None
+
+
+    def smtp_secret(self) -> str | None:
+        """The SMTP password from KLASH_SMTP_PASSWORD or KLASH_SMTP_PASSWORD_FILE, if any."""
+        if self.smtp_password is not None:
+            return self.smtp_password.get_secret_value()
+        if self.smtp_password_file is not None:
+            try:
+                return self.smtp_password_file.read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise SettingsError(
+                    f"KLASH_SMTP_PASSWORD_FILE: cannot read {self.smtp_password_file} ({e.strerror})"
                 ) from None
         return None
 

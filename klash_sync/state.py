@@ -51,6 +51,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import StateError
 from .ical import Revision
@@ -98,7 +100,8 @@ CREATE TABLE IF NOT EXISTS changes (
     session TEXT NOT NULL,
     kind TEXT NOT NULL,
     text_fi TEXT NOT NULL,
-    text_en TEXT NOT NULL
+    text_en TEXT NOT NULL,
+    text_sv TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
@@ -136,7 +139,7 @@ class Revised:
 
     revisions: dict[str, Revision]
     happened: dict[str, str]  # session id -> added | changed | removed | restored
-    previous: dict[str, dict | None]  # summaries of changed and removed sessions, before
+    previous: dict[str, dict[str, Any] | None]  # summaries of changed and removed sessions, before
     first: bool  # the store knew no sessions: this is the initial import
 
 
@@ -146,7 +149,7 @@ class CalendarRecord:
 
     key: str
     mentor: str
-    target: dict
+    target: dict[str, Any]
     url: str | None
 
 
@@ -158,6 +161,7 @@ class Change:
     kind: str
     text_fi: str
     text_en: str
+    text_sv: str = ""
 
 
 def _iso(moment: datetime) -> str:
@@ -257,6 +261,8 @@ class Store:
         columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
         if "summary" not in columns:  # stores made before the change log existed
             db.execute("ALTER TABLE sessions ADD COLUMN summary TEXT")
+        if "text_sv" not in {row[1] for row in db.execute("PRAGMA table_info(changes)")}:
+            db.execute("ALTER TABLE changes ADD COLUMN text_sv TEXT NOT NULL DEFAULT ''")  # before Swedish
 
     @classmethod
     def _connect(cls, path: Path) -> sqlite3.Connection:
@@ -382,7 +388,7 @@ class Store:
 
     def revise(
         self, fingerprints: Mapping[str, str], now: datetime,
-        summaries: Mapping[str, dict] | None = None,
+        summaries: Mapping[str, dict[str, Any]] | None = None,
     ) -> Revised:
         """Record the programme's sessions; return each one's revision and what happened.
 
@@ -487,24 +493,24 @@ class Store:
 
     # ------------------------------------------------------------- changes
 
-    def add_changes(self, entries: list[tuple[datetime, str, str, str, str]]) -> None:
-        """Append (at, session, kind, text_fi, text_en) entries to the change log."""
+    def add_changes(self, entries: list[tuple[datetime, str, str, str, str, str]]) -> None:
+        """Append (at, session, kind, text_fi, text_en, text_sv) entries to the change log."""
         if not entries:
             return
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO changes (at, session, kind, text_fi, text_en) VALUES (?,?,?,?,?)",
-                [(_iso(at), s, k, fi, en) for at, s, k, fi, en in entries],
+                "INSERT INTO changes (at, session, kind, text_fi, text_en, text_sv) VALUES (?,?,?,?,?,?)",
+                [(_iso(at), s, k, fi, en, sv) for at, s, k, fi, en, sv in entries],
             )
 
     def recent_changes(self, limit: int = 50) -> list[Change]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, at, session, kind, text_fi, text_en FROM changes "
+                "SELECT seq, at, session, kind, text_fi, text_en, text_sv FROM changes "
                 "ORDER BY seq DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-        return [Change(r[0], _parse(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        return [Change(r[0], _parse(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
     # ----------------------------------------------------------- calendars
 
@@ -575,6 +581,25 @@ class Store:
                 (record.key, record.mentor, json.dumps(record.target, sort_keys=True), record.url),
             )
         return taken
+
+    def move_calendar(self, calendar: str, url: str) -> None:
+        """The calendar now lives at ``url``: re-point its record and the hrefs of its items.
+
+        For a server that moved whole collections (the embedded one, on upgrade): the
+        resources keep their names and ETags, so the next listing matches them as known.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT url FROM calendars WHERE calendar=?", (calendar,)).fetchone()
+            if row is None:
+                return
+            old, new = urlsplit(row[0]).path, urlsplit(url).path
+            db.execute("UPDATE calendars SET url=? WHERE calendar=?", (url, calendar))
+            for table in ("items", "foreign_items"):
+                db.execute(
+                    f"UPDATE {table} SET href=? || substr(href, ?) "  # noqa: S608
+                    "WHERE calendar=? AND substr(href, 1, ?)=?",
+                    (new, len(old) + 1, calendar, len(old), old),
+                )
 
     def forget_calendar(self, calendar: str) -> None:
         with self._tx() as db:

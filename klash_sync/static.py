@@ -1,4 +1,4 @@
-"""Static publishing: every feed and the page written to a folder, swapped in atomically.
+"""Static publishing: every feed and page written to a folder, swapped in atomically.
 
 For audiences larger than one Python process should serve, nginx, a CDN or object
 storage can serve the folder while the daemon only pushes to calendars. The folder is
@@ -17,18 +17,20 @@ import os
 import shutil
 from pathlib import Path
 
+from .atom import atom
 from .errors import UserError
 from .feeds import Snapshot
 from .live import Live
-from .page import Page
+from .page import LANGUAGES, Page
 from .settings import Settings
+from .state import Change
 from .tokens import FeedKeys
 
 KEEP = 2  # versions kept: the current one and the one before, for clients mid-download
 
 
 def export_all(snapshot: Snapshot, settings: Settings, target: Path,
-               keys: FeedKeys | None = None) -> Path:
+               keys: FeedKeys | None = None, changes: list[Change] | None = None) -> Path:
     """Write the export and point ``target`` at it; return the version directory."""
     target = target.absolute()
     if target.exists() and not target.is_symlink():
@@ -36,7 +38,7 @@ def export_all(snapshot: Snapshot, settings: Settings, target: Path,
                         "remove it or choose another folder")
     versions = target.parent / f".{target.name}.versions"
     versions.mkdir(parents=True, exist_ok=True)
-    files = _files(snapshot, settings, keys)
+    files = _files(snapshot, settings, keys, changes or [])
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + files[rel][0] + b"\0")
@@ -63,7 +65,8 @@ def export_all(snapshot: Snapshot, settings: Settings, target: Path,
     return version
 
 
-def _files(snapshot: Snapshot, settings: Settings, keys: FeedKeys | None) -> dict[str, tuple[bytes, float]]:
+def _files(snapshot: Snapshot, settings: Settings, keys: FeedKeys | None,
+           changes: list[Change]) -> dict[str, tuple[bytes, float]]:
     files: dict[str, tuple[bytes, float]] = {}
     for feed in snapshot.feeds.values():
         mtime = feed.last_modified.timestamp()
@@ -76,12 +79,21 @@ def _files(snapshot: Snapshot, settings: Settings, keys: FeedKeys | None) -> dic
         elif not settings.public_feeds:
             continue
         files[feed.path.lstrip("/")] = (feed.body, mtime)
-    page = Page(settings)
+    # Every page in every language, one file each (a plain web server ignores ?lang=);
+    # the pages link to each other with the same names (links.Links, static=True).
+    page = Page(settings, lambda: changes, static=True)
     newest = max((f.last_modified.timestamp() for f in snapshot.feeds.values()),
                  default=snapshot.loaded_at.timestamp())
     live = Live(snapshot)
-    files["index.html"] = (page.index(snapshot, live, "fi").encode(), newest)
-    files["index.en.html"] = (page.index(snapshot, live, "en").encode(), newest)
+    for lang in LANGUAGES:
+        suffix = page.links.suffix(lang)
+        files[f"index{suffix}.html"] = (page.index(snapshot, live, lang).encode(), newest)
+        for mentor in snapshot.programme.mentors:
+            # Private feeds: the page without the secret link, as /mentors/{id} serves it.
+            files[f"mentors/{mentor.id}{suffix}.html"] = (
+                page.mentor(snapshot, live, mentor, lang).encode(), newest)
+        files[f"changes{suffix}.atom"] = (
+            atom(snapshot, changes, lang, settings.base_url, page.links), newest)
     return files
 
 

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import MassDeleteRefused, SettingsError, TargetConflict, TargetError, UserError
@@ -62,12 +63,13 @@ _FETCH_BATCH = 200
 class Job:
     key: str
     mentor: str
-    target: dict  # how to reach it, without secrets; stored for later cleanup
+    target: dict[str, Any]  # how to reach it, without secrets; stored for later cleanup
     desired: Mapping[str, Desired]
     leaving: bool = False
     # For a leaving calendar: the mentor's current calendars. Cleanup waits until each
     # has been found, and deletes nothing if one of them is the same collection.
     successors: tuple[str, ...] = ()
+    title: str = ""  # the name of a calendar we create: the mentor's feed title
 
 
 @dataclass
@@ -104,19 +106,19 @@ class SyncReport:
         return [r for r in self.results if not r.ok]
 
 
-def target_of(mentor: Mentor, settings: Settings) -> dict | None:
+def target_of(mentor: Mentor, settings: Settings) -> dict[str, Any] | None:
     """The target description for a mentor, or None when they get feeds only."""
     if mentor.caldav is not None:
         c = mentor.caldav
         return {"kind": "caldav", "url": c.url, "username": c.username,
                 "password_env": c.password_env, "password_file": c.password_file,
                 "calendar": c.calendar, "ca_bundle": c.ca_bundle, "auth": c.auth}
-    if settings.embedded_caldav:
+    if settings.embedded_caldav and not mentor.invite:  # invited mentors: one channel, e-mail
         return {"kind": "embedded", "calendar": mentor.id}
     return None
 
 
-def calendar_key(mentor_id: str, target: dict) -> str:
+def calendar_key(mentor_id: str, target: dict[str, Any]) -> str:
     """Identity of one calendar: a new target for a mentor is a new calendar."""
     digest = hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:12]
     return f"{mentor_id}:{target['kind']}:{digest}"
@@ -128,7 +130,7 @@ def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
     Kept in the snapshot's cache: the periodic syncs of an unchanged programme reuse them.
     """
     key = ("desired", mentor_id)
-    cached = snapshot.cache.get(key)
+    cached: dict[str, Desired] | None = snapshot.cache.get(key)
     if cached is not None:
         return cached
     programme = snapshot.programme
@@ -208,7 +210,8 @@ def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
             continue
         key = calendar_key(mentor.id, target)
         current.setdefault(mentor.id, []).append(key)
-        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id)))
+        title = f"{snapshot.programme.programme.name} – {mentor.name}"  # as the mentor's feed
+        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id), title=title))
     keys = {k for ks in current.values() for k in ks}
     for key, record in sorted(store.calendars().items()):
         if key not in keys:
@@ -267,10 +270,11 @@ class Syncer:
         if t["kind"] == "embedded":
             if self.embedded is None or self.dav_base is None:
                 raise SettingsError("the embedded CalDAV server is not available in this process")
+            self.embedded.ensure_home(t["calendar"])
             return Endpoint(
                 url=self.dav_base + Embedded.calendar_path(t["calendar"]),
                 username=SERVICE_USER, password=self.embedded.service_password,
-                calendar=f"Klash – {job.mentor}", timeout=self.settings.request_timeout,
+                calendar=job.title or f"Klash – {job.mentor}", timeout=self.settings.request_timeout,
                 create_here=True,
             )
         return Endpoint(
@@ -371,9 +375,17 @@ class Syncer:
             record = self.store.calendar(job.key)
             endpoint = self.endpoint(job)
             known = record.url if record else None
-            if known and endpoint.create_here:
+            if record and known and endpoint.create_here:
                 # The embedded server's port may differ from run to run: keep only the path.
-                known = endpoint.url
+                if urlsplit(known).path != urlsplit(endpoint.url).path:
+                    # Its calendars have moved (Embedded.migrate): our records follow them,
+                    # so the moved events are recognised without reading or writing them.
+                    # Probe the new place rather than assume it, in case nothing was there.
+                    if not dry_run:
+                        self.store.move_calendar(job.key, endpoint.url)
+                    known = None
+                else:
+                    known = endpoint.url
             calendar = CalDAVCalendar(endpoint, collection_url=known, connections=self.connections)
             with self.connections.slot(endpoint.url):
                 self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)

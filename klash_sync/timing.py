@@ -106,7 +106,7 @@ class Backoff:
         """Record a failure; return how long to wait before the next try."""
         n = self._failures.get(key, 0) + 1
         self._failures[key] = n
-        delay = min(self.cap, self.base * 2 ** (n - 1))
+        delay = min(self.cap, self.base * 2.0 ** (n - 1))
         delay *= 0.5 + self.rand() / 2
         self._ready_at[key] = self.clock.monotonic() + delay
         return delay
@@ -131,7 +131,7 @@ class Periodic:
     from the daemon's main loop thread.
     """
 
-    def __init__(self, interval: float, job: Callable[[], object], clock: Clock) -> None:
+    def __init__(self, interval: int, job: Callable[[], object], clock: Clock) -> None:
         self.clock = clock
         self.scheduler = schedule.Scheduler()
         with self._clock():
@@ -146,7 +146,7 @@ class Periodic:
 
         class _Now(_dt.datetime):
             @classmethod
-            def now(cls, tz: _dt.tzinfo | None = None) -> _Now:  # type: ignore[override]
+            def now(cls, tz: _dt.tzinfo | None = None) -> _dt.datetime:  # type: ignore[override]
                 moment = clock.now()
                 return moment.astimezone(tz) if tz else moment.astimezone().replace(tzinfo=None)
 

@@ -78,4 +78,5 @@ def vtimezone_bytes(tzid: str, first: date, last: date) -> bytes:
             part.add("TZNAME", name)
         part.add("RDATE", onsets)
         vtz.add_component(part)
-    return vtz.to_ical()
+    body: bytes = vtz.to_ical()
+    return body

@@ -12,13 +12,13 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from .atom import atom
 from .feeds import Feed
 from .http import accepts_gzip, http_date, not_modified, preferred_language
 from .live import Live
-from .page import SCRIPT_HASH, Page
+from .page import LANGUAGES, SCRIPT_HASH, Page
 from .settings import Settings
 from .state import Change
 from .tokens import FeedKeys
@@ -26,7 +26,7 @@ from .tokens import FeedKeys
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _FEED = re.compile(r"^/feeds/(?:programme|mentors/[a-z0-9-]{1,64}|municipalities/[a-z0-9-]{1,64})\.ics$")
 _PRIVATE_FEED = re.compile(r"^/feeds/mentors/(?P<id>[a-z0-9-]{1,64})/(?P<token>[A-Za-z0-9_-]{1,64})\.ics$")
@@ -62,22 +62,26 @@ class App:
         self.metrics = metrics
         self.on_request = on_request
         self.page = Page(settings, changes)
+        self._prefix = _path_of(settings.base_url)
 
     def set_settings(self, settings: Settings) -> None:
         self.settings = settings
         self.page = Page(settings, self.changes)
+        self._prefix = _path_of(settings.base_url)
 
-    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
-        if self.dav is not None and (path == "/dav" or path.startswith("/dav/")):
+        if self.dav is not None and _for_dav(path, self._prefix):
             return self.dav(environ, start_response)
+        if self.dav is not None and _asks_for_dav(path, environ.get("REQUEST_METHOD", "GET")):
+            return self._to_dav(start_response)
         try:
             return self._route(environ, start_response, path)
         except Exception:  # a bug: log it for the operator, show nothing to the client
             log.exception("internal error serving %s", _printable(path.rsplit("/", 1)[0]) + "/…")
             return _plain(start_response, "500 Internal Server Error", b"Internal server error\n")
 
-    def _route(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+    def _route(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in _SAFE:
             return _plain(start_response, "405 Method Not Allowed", b"Method not allowed\n",
@@ -95,8 +99,7 @@ class App:
             return _respond(start_response, "200 OK", "text/plain; version=0.0.4; charset=utf-8",
                             self.metrics(), head, extra=[("Cache-Control", "no-store")])
         if snapshot is None:
-            return _plain(start_response, "503 Service Unavailable",
-                          b"The programme has not been loaded yet\n", extra=[("Retry-After", "5")])
+            return self._unloaded(environ, start_response, path, head)
         if _FEED.match(path):
             feed = snapshot.feeds.get(path)
             if feed is None or not self._feed_visible(feed):
@@ -109,9 +112,10 @@ class App:
                 return self._not_found(start_response, path)
             return self._feed(environ, start_response, feed, head, private=True)
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-        lang = preferred_language(environ, query, ("fi", "en"))
+        lang = preferred_language(environ, query, LANGUAGES)
         if path == "/changes.atom":
-            body = atom(snapshot, self.changes() if self.changes else [], lang, self.settings.base_url)
+            body = atom(snapshot, self.changes() if self.changes else [], lang, self.settings.base_url,
+                        self.page.links)
             return _respond(start_response, "200 OK", "application/atom+xml; charset=utf-8", body, head,
                             extra=[("Cache-Control", "no-cache")])
         if path in ("/", "/index.html"):
@@ -122,14 +126,43 @@ class App:
             mentor = snapshot.programme.mentor(m["id"])
             if mentor is None:
                 return self._not_found(start_response, path)
-            private_path = None
+            private_path, token = None, None
             if m["token"] is not None:
                 if not self._token_ok(mentor.id, m["token"]):
                     return self._not_found(start_response, path)
-                private_path = f"/feeds/mentors/{mentor.id}/{m['token']}.ics"
-            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path).encode()
+                token = m["token"]
+                private_path = f"/feeds/mentors/{mentor.id}/{token}.ics"
+            body = self.page.mentor(snapshot, self.live, mentor, lang, private_path, token,
+                                    dav=self.dav is not None).encode()
             return self._html(start_response, body, head, lang, private=private_path is not None)
         return self._not_found(start_response, path)
+
+    def _unloaded(self, environ: dict[str, Any], start_response: StartResponse, path: str, head: bool
+                  ) -> Iterable[bytes]:
+        """No programme yet: pages explain why (still 503 for machines), the rest is plain."""
+        m = _MENTOR_PAGE.match(path)
+        if path not in ("/", "/index.html") and m is None:
+            return _plain(start_response, "503 Service Unavailable",
+                          b"The programme has not been loaded yet\n", extra=[("Retry-After", "5")])
+        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        lang = preferred_language(environ, query, LANGUAGES)
+        body = self.page.unloaded(self.live, lang, m["id"] if m else None, m["token"] if m else None)
+        return self._html(start_response, body.encode(), head, lang, private=True,
+                          status="503 Service Unavailable", extra=[("Retry-After", "5")])
+
+    def _to_dav(self, start_response: StartResponse) -> Iterable[bytes]:
+        """Send a calendar app from the server address to the DAV root (RFC 6764, section 5).
+
+        The target is a path (keeping the host the app used) under the public URL's path,
+        so it is right behind a reverse proxy at a sub-path too. A PROPFIND that follows
+        a 301 may lose its body; Radicale then answers "allprop", which includes the
+        current-user-principal the app is after.
+        """
+        start_response("301 Moved Permanently", [
+            ("Location", f"{self._prefix}/dav/"), ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", "0"), ("Cache-Control", "no-store"), *_SECURITY_HEADERS,
+        ])
+        return []
 
     def _token_ok(self, mentor_id: str, token: str) -> bool:
         return self.settings.private_feeds and self.keys is not None and self.keys.valid(mentor_id, token)
@@ -140,7 +173,7 @@ class App:
         return self.settings.public_feeds
 
     def _feed(
-        self, environ: dict, start_response: StartResponse, feed: Feed, head: bool,
+        self, environ: dict[str, Any], start_response: StartResponse, feed: Feed, head: bool,
         *, private: bool = False,
     ) -> Iterable[bytes]:
         gz = accepts_gzip(environ)
@@ -167,9 +200,10 @@ class App:
 
     def _html(
         self, start_response: StartResponse, body: bytes, head: bool, lang: str,
-        *, private: bool = False,
+        *, private: bool = False, status: str = "200 OK", extra: list[tuple[str, str]] | None = None,
     ) -> Iterable[bytes]:
-        return _respond(start_response, "200 OK", "text/html; charset=utf-8", body, head, extra=[
+        return _respond(start_response, status, "text/html; charset=utf-8", body, head, extra=[
+            *(extra or []),
             ("Content-Language", lang),
             ("Cache-Control", "private, no-store" if private else "no-cache"),
             ("Vary", "Accept-Language"),
@@ -210,7 +244,25 @@ def _plain(
                     extra=[("Cache-Control", "no-store"), *(extra or [])])
 
 
-def _has_body(environ: dict) -> bool:
+def _path_of(base_url: str) -> str:
+    """The public URL's path: '' or e.g. '/klash' behind a proxy at a sub-path."""
+    return urlsplit(base_url).path.rstrip("/")
+
+
+def _for_dav(path: str, prefix: str) -> bool:
+    """Under /dav/, or under the public URL's path + /dav/ (see Embedded.below_mount)."""
+    return any(path == m or path.startswith(m + "/") for m in {"/dav", prefix + "/dav"})
+
+
+def _asks_for_dav(path: str, method: str) -> bool:
+    """A calendar app looking for the CalDAV service: the well-known URI (any method), or a
+    PROPFIND of the server address itself (what apps try first with the address typed in)."""
+    if path.rstrip("/") == "/.well-known/caldav":
+        return True
+    return method == "PROPFIND" and path == "/"
+
+
+def _has_body(environ: dict[str, Any]) -> bool:
     if environ.get("HTTP_TRANSFER_ENCODING"):
         return True
     try:

@@ -112,6 +112,47 @@ def test_language_switch_and_accept_language(browser, daemon):
     context.close()
 
 
+LANGUAGE_WORDS = {  # words each language's page must show, and the html lang
+    "fi": ("Ohjelma", "koko päivä", "Kunta: Vantaa", "ti 24.9.2019"),
+    "sv": ("Program", "hela dagen", "Kommun: Vanda", "tis 24.9.2019"),
+    "en": ("Programme", "all day", "Municipality: Vantaa", "Tue 2019-09-24"),
+}
+
+
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
+@pytest.mark.parametrize(("size", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
+def test_each_language_on_phone_and_desktop(browser, daemon, lang, size, viewport):
+    page = browser.new_page(viewport=viewport)
+    for path, name in ((f"/?lang={lang}", "index"), (f"/mentors/milja-kopsi?lang={lang}", "mentor")):
+        page.goto(daemon.url + path)
+        assert page.locator("html").get_attribute("lang") == lang
+        text = page.locator("main").inner_text()
+        for words in LANGUAGE_WORDS[lang] if name == "index" else LANGUAGE_WORDS[lang][:1]:
+            assert words in text, (lang, name, words)
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        shot(page, f"{name}-{lang}-{size}")
+    page.close()
+
+
+def test_swedish_from_the_switch_and_the_browser_keeps_the_page(browser, daemon):
+    page = browser.new_page(viewport=PHONE, locale="fi-FI")
+    page.goto(daemon.url + "/mentors/ulla-nord")
+    page.get_by_role("link", name="På svenska").click()
+    page.wait_for_url("**/mentors/ulla-nord?lang=sv")
+    assert "Din kalender" in page.locator("main").inner_text()
+    page.get_by_role("link", name="In English").click()
+    page.wait_for_url("**/mentors/ulla-nord?lang=en")
+    page.get_by_role("link", name="Whole programme").click()
+    page.wait_for_url("**/?lang=en")
+    page.close()
+    context = browser.new_context(locale="sv-FI", extra_http_headers={"Accept-Language": "sv-FI,sv;q=0.9"})
+    swedish = context.new_page()
+    swedish.goto(daemon.url + "/")
+    assert swedish.locator("html").get_attribute("lang") == "sv"
+    assert "Prenumerera" in swedish.locator("main").inner_text()
+    context.close()
+
+
 def test_copy_button_copies_the_https_link(browser, daemon):
     context = browser.new_context(permissions=["clipboard-read", "clipboard-write"], locale="fi-FI")
     page = context.new_page()
@@ -155,7 +196,8 @@ def test_mentor_page_shows_own_sessions_feed_and_calendar(browser, daemon, size,
     page.close()
 
 
-@pytest.mark.parametrize("path", ["/", "/?lang=en", "/mentors/ulla-nord"])
+@pytest.mark.parametrize("path", ["/", "/?lang=en", "/?lang=sv", "/mentors/ulla-nord",
+                                  "/mentors/ulla-nord?lang=sv", "/mentors/ulla-nord?lang=en"])
 def test_no_serious_accessibility_violations(browser, daemon, path):
     assert AXE.exists(), "run `npm ci --prefix tests/js` first (the README's test command does)"
     context = browser.new_context(bypass_csp=True, viewport=PHONE)  # to inject axe-core from disk
@@ -196,5 +238,32 @@ def test_hostile_programme_text_shows_as_text_and_runs_nothing(browser, tmp_path
         assert page.title().startswith("<script>") or "<script>" in page.title()
         assert dialogs == []
         page.close()
+    finally:
+        stop(d)
+
+
+def test_unloaded_programme_page_in_the_browser(browser, tmp_path):
+    """A broken file at start, no last good one: a note, the error, 503, accessible."""
+    path = tmp_path / "programme.toml"
+    shipped = (ROOT / "config" / "programme.toml").read_text(encoding="utf-8")
+    path.write_text(shipped.replace("date = 2019-10-08", 'date = "8.10.2019"'), encoding="utf-8")
+    d = start_daemon(tmp_path, path, KLASH_EMBEDDED_CALDAV="false")
+    try:
+        wait_for(lambda: json.loads(fetch(d.url, "/healthz").body)["programme"]["error"], 20, "the error")
+        for size, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+            context = browser.new_context(viewport=viewport, locale="fi-FI", bypass_csp=True)
+            page = context.new_page()
+            response = page.goto(d.url + "/")
+            assert response is not None
+            assert response.status == 503
+            text = page.locator("main").inner_text()
+            assert "Ohjelmaa päivitetään parhaillaan" in text
+            assert "is not a date (got '8.10.2019')" in text
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+            shot(page, f"unloaded-fi-{size}")
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+            assert [v["id"] for v in result["violations"] if v["impact"] in ("serious", "critical")] == []
+            context.close()
     finally:
         stop(d)

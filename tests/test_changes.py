@@ -32,7 +32,10 @@ def test_sentences_for_each_kind_of_change():
            "status": "confirmed", "mentors": ["Ulla Nord"]}
     moved = dict(old, start="2019-10-09T09:00:00+03:00", end="2019-10-09T12:00:00+03:00")
     assert describe("changed", old, moved) == (
-        "Vantaa: siirretty 8.10. → 9.10. 9–12", "Vantaa: moved from 8 Oct to 9 Oct 09:00–12:00")
+        "Vantaa: siirretty 8.10. → 9.10. 9–12", "Vantaa: moved from 8 Oct to 9 Oct 09:00–12:00",
+        "Vantaa: flyttad 8.10. → 9.10. kl. 9–12")
+    assert describe("changed", old, dict(old, status="cancelled"))[2] == "Vantaa, 8.10., inställd"
+    assert describe("removed", old, None)[2] == "Vantaa, 8.10., har strukits ur programmet"
     assert describe("changed", old, dict(old, status="cancelled"))[0] == "Vantaa, 8.10., peruttu"
     assert describe("changed", old, dict(old, location="Myyrmäki"))[1] == \
         "Vantaa: place: Myyrmäki (was: Tikkurila)"
@@ -79,4 +82,31 @@ def test_atom_feed_is_valid_and_escaped(tmp_path, serve_live):
     assert r.status == 200
     assert r.headers["content-type"] == "application/atom+xml; charset=utf-8"
     assert "uusi nimi" in ET.fromstring(r.body).find(f"{{{ATOM}}}entry/{{{ATOM}}}title").text
+    store.close()
+
+
+def test_changes_logged_before_swedish_show_in_finnish_on_a_swedish_page(tmp_path):
+    """A store made before Swedish existed gains the column; its entries fall back to Finnish."""
+    import sqlite3
+
+    from klash_sync.changes import change_text
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, "
+               "session TEXT NOT NULL, kind TEXT NOT NULL, text_fi TEXT NOT NULL, text_en TEXT NOT NULL)")
+    db.execute("INSERT INTO changes (at, session, kind, text_fi, text_en) VALUES (?, ?, ?, ?, ?)",
+               ("2026-01-01T00:00:00+00:00", "v", "changed", "Vantaa, 8.10., peruttu",
+                "Vantaa, 8 Oct, cancelled"))
+    db.commit()
+    db.close()
+    store = Store(path)
+    old = store.recent_changes()[0]
+    assert change_text(old, "sv") == "Vantaa, 8.10., peruttu"
+    assert change_text(old, "en") == "Vantaa, 8 Oct, cancelled"
+    publish(parse(programme_text(VANTAA).encode(), "p"), store, now=T0, base_url="http://x")
+    publish(parse(programme_text(VANTAA + '\nstatus = "cancelled"').encode(), "p"), store,
+            now=T0 + timedelta(hours=1), base_url="http://x")
+    new = store.recent_changes()[0]
+    assert change_text(new, "sv") == "Vantaa, 8.10., inställd"
     store.close()

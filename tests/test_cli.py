@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from .conftest import ROOT, fetch, run_cli
@@ -14,11 +15,18 @@ from .parsers import read_icaljs
 
 
 def test_export_whole_programme_to_stdout_is_deterministic(tmp_path):
+    """Once the service has recorded the programme's revisions, every export is the same bytes.
+
+    `export` to standard output changes nothing, so before any writer ran there are no
+    recorded revisions to render from; a writer (here `export --all`) records them.
+    """
     env = {"KLASH_STATE_DIR": str(tmp_path / "state")}
+    assert run_cli("export", "--all", str(tmp_path / "site"), env=env).code == 0
     first = run_cli("export", env=env)
     second = run_cli("export", env=env)
     assert first.code == 0, first.err
     assert first.raw == second.raw
+    assert first.raw == (tmp_path / "site" / "feeds" / "programme.ics").read_bytes()
     assert len(read_icaljs(first.raw)) == 5
 
 
@@ -57,6 +65,7 @@ def test_serve_subprocess_answers_on_a_free_port(tmp_path):
             m = re.search(r"serving feeds on (http://\S+)", line)
             url = m.group(1) if m else None
         assert url, "serve did not report its address"
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # a full pipe would block it
         r = fetch(url, "/feeds/mentors/ulla-nord.ics")
         assert r.status == 200
         assert list(read_icaljs(r.body)) == ["vantaa-2019-10-08@klash.kuntaliitto.fi"]
@@ -64,7 +73,7 @@ def test_serve_subprocess_answers_on_a_free_port(tmp_path):
         assert f"{url}/feeds/programme.ics" in page
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=15)
+        assert proc.wait(timeout=60) == 0  # it exits (how fast is not this test's business)
 
 
 def test_sync_in_a_terminal_shows_progress_and_a_summary_table(tmp_path):

@@ -160,7 +160,7 @@ def test_fresh_start_with_defaults_serves_and_syncs_the_embedded_server(tmp_path
                  30, "all eight embedded calendars in sync")
         assert fetch(d.url, "/feeds/programme.ics").status == 200
         # The embedded server never answers without credentials.
-        assert fetch(d.url, "/dav/klash.service/milja-kopsi/").status == 401
+        assert fetch(d.url, "/dav/milja-kopsi/klash/").status == 401
     finally:
         code, _ = stop(d)
     assert code == 0

@@ -19,8 +19,19 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert ci[-1] == test_command
 
 
-def test_readme_quick_start_runs_the_main_job():
-    assert "python3 -m pip install . && python3 -m klash_sync run" in README
+QUICK_START = "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/klash-sync run"
+
+
+def test_readme_quick_start_runs_the_main_job_in_a_virtual_environment():
+    """A venv in the command itself: Debian's and Ubuntu's system Python refuse pip (PEP 668)."""
+    blocks = re.findall(r"```sh\n(.*?)\n```", README, re.S)
+    assert blocks[0] == QUICK_START
+
+
+def test_ci_runs_the_readme_quick_start_with_debians_python():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"QUICK_START=\"{QUICK_START}\"" in ci
+    assert "/usr/bin/python3" in ci
 
 
 def test_every_setting_is_documented():

@@ -41,7 +41,7 @@ def dav(serve_live, tmp_path):
     store.close()
 
 
-MILJA = "/dav/klash.service/milja-kopsi/"
+MILJA = "/dav/milja-kopsi/klash/"
 
 
 def test_without_credentials_401(dav):
@@ -70,9 +70,9 @@ def test_mentor_reads_own_calendar_only(dav):
     assert event.status == 200
     assert b"UID:joensuu-2019-10-01@" in event.body
     # Another mentor's calendar: 403 with Milja's credentials.
-    other = fetch(site.url, "/dav/klash.service/ulla-nord/", "PROPFIND", {**milja, "Depth": "1"})
+    other = fetch(site.url, "/dav/ulla-nord/klash/", "PROPFIND", {**milja, "Depth": "1"})
     assert other.status == 403
-    assert fetch(site.url, "/dav/klash.service/ulla-nord/vantaa-2019-10-08.ics", headers=milja).status == 403
+    assert fetch(site.url, "/dav/ulla-nord/klash/vantaa-2019-10-08.ics", headers=milja).status == 403
 
 
 def test_mentor_cannot_write_even_to_own_calendar(dav):
@@ -110,24 +110,26 @@ def test_accounts_command_shows_each_password_once_and_reset_replaces_it(tmp_pat
     env = {"KLASH_STATE_DIR": str(tmp_path / "state"), "KLASH_PUBLIC_URL": "https://klash.example.fi"}
     first = run_cli("accounts", env=env)
     assert first.code == 0, first.err
-    assert "https://klash.example.fi/dav/klash.service/milja-kopsi/  user milja-kopsi" in first.out
-    shown = dict(re.findall(r"user (\S+)  password (\S+)   \(new", first.out))
+    assert ("  Milja Köpsi\n    server    https://klash.example.fi/dav/\n    user      milja-kopsi\n"
+            in first.out)
+    assert "    calendar  https://klash.example.fi/dav/milja-kopsi/klash/\n" in first.out
+    shown = dict(re.findall(r"user +(\S+)\n +password +(\S+)   \(new", first.out))
     assert len(shown) == 8
     again = run_cli("accounts", env=env)
-    assert "password set earlier" in again.out
+    assert "password  set earlier" in again.out
     assert shown["milja-kopsi"] not in again.out
     reset = run_cli("accounts", "--reset", "milja-kopsi", env=env)
-    new = dict(re.findall(r"user (\S+)  password (\S+)   \(new", reset.out))
+    new = dict(re.findall(r"user +(\S+)\n +password +(\S+)   \(new", reset.out))
     assert list(new) == ["milja-kopsi"]
     assert new["milja-kopsi"] != shown["milja-kopsi"]
-    # The new password logs Milja in (her principal answers, with or without content);
-    # the old one is refused.
+    # The new password logs Milja in (her principal exists before any sync); the old one
+    # is refused.
     embedded = Embedded(tmp_path / "state")
     live = Live()
     site = serve_live(live)
     site.app.dav = embedded.mounted
     assert fetch(site.url, "/dav/milja-kopsi/", "PROPFIND",
-                 {**basic("milja-kopsi", new["milja-kopsi"]), "Depth": "0"}).status in (207, 404)
+                 {**basic("milja-kopsi", new["milja-kopsi"]), "Depth": "0"}).status == 207
     assert fetch(site.url, "/dav/milja-kopsi/", "PROPFIND",
                  {**basic("milja-kopsi", shown["milja-kopsi"]), "Depth": "0"}).status == 401
     bad = run_cli("accounts", "--reset", "nobody", env=env)

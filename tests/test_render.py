@@ -104,6 +104,8 @@ def test_cancelled_session_stays_with_status_cancelled(store):
         assert event["STATUS"] == "CANCELLED"
         assert "PERUTTU" in str(event["SUMMARY"])
         assert not event.walk("VALARM"), "no reminder for a cancelled session"
+        assert event["TRANSP"] == "TRANSPARENT", "a cancelled session must not make the mentor busy"
+    assert _event(snap.feeds["/feeds/programme.ics"].body, "syksy@klash.test")["TRANSP"] == "OPAQUE"
 
 
 def test_feed_has_vtimezone_for_every_tzid_and_calendar_properties(store):
@@ -115,7 +117,7 @@ def test_feed_has_vtimezone_for_every_tzid_and_calendar_properties(store):
     assert cal["X-WR-TIMEZONE"] == "Europe/Helsinki"
     assert cal["REFRESH-INTERVAL"].dt == timedelta(hours=1)
     assert str(cal["X-PUBLISHED-TTL"].to_ical(), "ascii") == "PT1H"
-    assert "METHOD" in cal
+    assert "METHOD" not in cal, "METHOD:PUBLISH would need an ORGANIZER in every event (RFC 5546)"
     for event in cal.walk("VEVENT"):
         # Nothing that makes a scheduling server send e-mail.
         assert "ATTENDEE" not in event

@@ -308,8 +308,8 @@ class CalDAVCalendar:
         """Every resource in the collection: href -> ETag. One PROPFIND, Depth 1."""
         url = self.open()
         if self._prefetched is not None:
-            found, self._prefetched = self._prefetched, None
-            return found
+            prefetched, self._prefetched = self._prefetched, None
+            return prefetched
         found = self._list(url, probing=False)
         assert found is not None
         return found
