@@ -43,6 +43,33 @@ def make_app(kind: str, root: Path, users: int):
     return XandikosApp(backend, "/user/").handle_wsgi_request
 
 
+def with_length(app, environ, start_response):
+    """Give every answer a Content-Length, so waitress keeps the connection open.
+
+    waitress closes an HTTP/1.1 connection after any answer without one (Radicale's
+    201s and 204s), which a server behind nginx, or Radicale's own server, does not do:
+    the benchmark would count a new connection per write that is the test rig's doing.
+    """
+    captured: dict = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: captured.setdefault("early", []).append(data)
+
+    result = app(environ, capture)
+    try:
+        body = b"".join([*captured.get("early", []), *result])
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+    status = captured["status"]
+    if not status.startswith(("204", "304")) and not status.startswith("1"):
+        headers.append(("Content-Length", str(len(body))))
+    start_response(status, headers)
+    return [body]
+
+
 def main() -> int:
     kind, root, users = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     root.mkdir(parents=True, exist_ok=True)
@@ -61,7 +88,7 @@ def main() -> int:
             return [body]
         with lock:
             counts[environ["REQUEST_METHOD"]] += 1
-        return inner(environ, start_response)
+        return with_length(inner, environ, start_response)
 
     server = create_server(app, host="127.0.0.1", port=0, threads=8, connection_limit=500,
                            channel_timeout=120, ident="bench-dav")

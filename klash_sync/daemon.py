@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from . import handover
 from .config import parse
+from .dispatch import Due
 from .errors import ProgrammeError
 from .feeds import Snapshot, publish
 from .invite.worker import InviteWorker
@@ -36,7 +37,7 @@ from .observe import Metrics, health
 from .server import bind, bound_url, serve, shutdown
 from .settings import Settings
 from .state import Store
-from .sync import CalendarResult, Job, Syncer, jobs_for
+from .sync import CalendarResult, Job, Syncer, carry_cache, jobs_for
 from .targets.embedded import Embedded
 from .timing import Backoff, Clock, Debouncer, Periodic
 from .tokens import FeedKeys
@@ -71,8 +72,9 @@ class Daemon:
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
         self.inflight: dict[str, Future[None]] = {}
         self.finished: queue.Queue[tuple[Job, CalendarResult]] = queue.Queue()
-        self.jobs: dict[str, Job] = {}
-        self.pending: set[str] = set()
+        self.due = Due(per_host=settings.sync_per_host)
+        self._planned: Snapshot | None = None  # the snapshot the current jobs were made from
+        self._wake = threading.Event()  # a finished job wakes the loop to start the next at once
         self.backoff = Backoff(self.clock, cap=settings.retry_max)
         self.debouncer = Debouncer(settings.debounce, self.clock)
         self.periodic = Periodic(settings.sync_interval, self.mark_all_due, self.clock)
@@ -180,7 +182,7 @@ class Daemon:
         self.metrics.loaded.set(snapshot.loaded_at.timestamp())
         log.info("programme loaded: %d sessions, %d mentors%s", len(snapshot.programme.sessions),
                  len(snapshot.programme.mentors), _what_happened(snapshot.happened))
-        self.mark_all_due()
+        self.mark_changed_due()
         self.invites.changed()
 
     def _reject(self, message: str, initial: bool) -> bool:
@@ -217,32 +219,52 @@ class Daemon:
 
     # ----------------------------------------------------------------- sync
 
+    @property
+    def jobs(self) -> dict[str, Job]:
+        return self.due.jobs
+
+    @property
+    def pending(self) -> set[str]:
+        return self.due.pending
+
     def mark_all_due(self) -> None:
-        """Every calendar should be synced as soon as it is not backing off."""
+        """The periodic pass: every calendar should be synced as soon as it is not backing off."""
+        self._refresh(all_due=True)
+
+    def mark_changed_due(self) -> None:
+        """After a reload: only the calendars whose desired content changed, ahead of the rest."""
+        self._refresh(all_due=False)
+
+    def _refresh(self, *, all_due: bool) -> None:
         snapshot = self.live.snapshot
         if snapshot is None:
             return
-        self.jobs = {j.key: j for j in jobs_for(snapshot, self.settings, self.store)}
-        self.pending = set(self.jobs)
-        self.live.forget(set(self.jobs))
+        if self._planned is not None and self._planned is not snapshot:
+            carry_cache(self._planned, snapshot)  # an edit's cost grows with the edit, not the programme
+        self._planned = snapshot
+        changed = self.due.refresh(jobs_for(snapshot, self.settings, self.store), all_due=all_due)
+        if changed and not all_due:
+            log.info("%d calendars changed; syncing them first", len(changed))
+        self.live.forget(set(self.due.jobs))
 
     def _dispatch(self) -> None:
         snapshot = self.live.snapshot
         if snapshot is None or self.syncer is None or self.stopping.is_set():
             return
         domain = snapshot.programme.programme.uid_domain
-        for key in sorted(self.pending):
-            if key in self.inflight or not self.backoff.ready(key) or key not in self.jobs:
-                continue
+        free = self.settings.sync_workers - len(self.inflight)
+        for key in self.due.take(self.inflight, free, self.backoff.ready):
             override = self._overrides.pop(key, None)
             job, allow = override or (self.jobs[key], False)
-            self.pending.discard(key)
             self.inflight[key] = self.pool.submit(self._run_job, job, domain, allow)
 
     def _run_job(self, job: Job, domain: str, allow_mass_delete: bool = False) -> None:
         assert self.syncer is not None
-        result = self.syncer.sync_one(job, domain, allow_mass_delete=allow_mass_delete)
-        self.finished.put((job, result))
+        try:
+            result = self.syncer.sync_one(job, domain, allow_mass_delete=allow_mass_delete)
+            self.finished.put((job, result))
+        finally:
+            self._wake.set()
 
     def _collect(self) -> None:
         while True:
@@ -315,7 +337,7 @@ class Daemon:
         if error is not None and at is not None:  # the file on disk is still broken: keep saying so
             self.live.set_error(error, at)
         log.info("republished the programme with SEQUENCEs raised above the servers' copies")
-        self.mark_all_due()
+        self.mark_changed_due()
 
     def _check_state(self) -> bool:
         """Every 5 s: is the state database still the file we opened? Stop writing if not."""
@@ -400,7 +422,7 @@ class Daemon:
     def idle(self) -> bool:
         """Nothing running and nothing due now (for tests that step the clock)."""
         self._collect()
-        return (not self.inflight and not any(self.backoff.ready(k) for k in self.pending)
+        return (not self.inflight and not self.due.waiting(self.inflight, self.backoff.ready)
                 and self.invites.idle())
 
     def serve_forever(self) -> None:
@@ -414,7 +436,8 @@ class Daemon:
                 self.tick()
             except Exception:  # guard the loop: one bad turn must not end the service
                 log.exception("error in the main loop; continuing")
-            self.stopping.wait(0.1)
+            self._wake.wait(0.1)
+            self._wake.clear()
         self.stop()
 
     def stop(self) -> None:
@@ -435,6 +458,8 @@ class Daemon:
         done.wait(STOP_GRACE)
         if self._observer is not None:
             self._observer.stop()
+        if self.syncer is not None and done.is_set():
+            self.syncer.close()  # the kept-alive connections to the CalDAV servers
         if self.server is not None:
             shutdown(self.server, self._server_thread, timeout=2)
         self.store.close()

@@ -50,7 +50,11 @@ class Settings(BaseSettings):
         default=300, ge=5, description="Seconds between periodic syncs of every calendar."
     )
     sync_workers: int = Field(
-        default=4, ge=1, le=64, description="Calendars synced at the same time."
+        default=16, ge=1, le=64, description="Calendars synced at the same time."
+    )
+    sync_per_host: int = Field(
+        default=8, ge=1, le=64,
+        description="Calendars synced at the same time on one server (and its connection pool size).",
     )
     request_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to wait for a CalDAV server before giving up."

@@ -14,6 +14,7 @@ one-line reason; it never stops the others.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -51,6 +52,7 @@ from .settings import Settings
 from .state import CalendarRecord, Item, Store
 from .targets.caldav import CalDAVCalendar, Endpoint, PreconditionFailed
 from .targets.embedded import SERVICE_USER, Embedded
+from .targets.pool import Connections
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,44 @@ def _object(snapshot: Snapshot, session_id: str) -> bytes:
     return body
 
 
+def carry_cache(previous: Snapshot, snapshot: Snapshot) -> int:
+    """Reuse the previous snapshot's stored objects and desired sets where nothing changed.
+
+    After an edit of one session, ``jobs_for`` would otherwise render every session's
+    stored form again and scan every session for every mentor: work that grows with the
+    programme, for an edit that concerns two mentors. An object is reused when its event
+    is the very one the previous snapshot rendered (``publish`` keeps unchanged events)
+    under the same programme header and time zone; a mentor's desired set when all of
+    its sessions are reused and the mentor has the same sessions. Returns the mentors
+    whose desired set was carried.
+    """
+    if previous is snapshot or previous.programme.programme != snapshot.programme.programme \
+            or previous.timezone != snapshot.timezone:
+        return 0
+    same: set[str] = set()
+    for sid, event in snapshot.events.items():
+        if previous.events.get(sid) is event and previous.revisions.get(sid) == snapshot.revisions.get(sid):
+            same.add(sid)
+            body = previous.cache.get(("object", sid))
+            if body is not None:
+                snapshot.cache.setdefault(("object", sid), body)
+    before: dict[str, list[str]] = {}
+    for session in previous.programme.sessions:
+        for mentor in session.mentors:
+            before.setdefault(mentor, []).append(session.id)
+    now: dict[str, list[str]] = {}
+    for session in snapshot.programme.sessions:
+        for mentor in session.mentors:
+            now.setdefault(mentor, []).append(session.id)
+    carried = 0
+    for mentor, sids in now.items():
+        wanted = previous.cache.get(("desired", mentor))
+        if wanted is not None and before.get(mentor) == sids and all(sid in same for sid in sids):
+            snapshot.cache.setdefault(("desired", mentor), wanted)
+            carried += 1
+    return carried
+
+
 def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
     """The programme's calendars, then the cleanup of calendars it no longer uses."""
     jobs = []
@@ -185,6 +225,7 @@ def same_collection(a: str, b: str) -> bool:
     return _collection_id(a) == _collection_id(b)
 
 
+@functools.lru_cache(maxsize=65536)  # claim_calendar compares with every calendar, every sync
 def _collection_id(url: str) -> tuple[str, str, int | None, str]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -216,6 +257,11 @@ class Syncer:
         self.dav_base = dav_base
         self.environ = environ if environ is not None else os.environ
         self.clock = clock
+        # One pool of connections per server, kept across calendars and passes.
+        self.connections = Connections(per_host=settings.sync_per_host)
+
+    def close(self) -> None:
+        self.connections.close()
 
     # ------------------------------------------------------------ endpoints
 
@@ -340,8 +386,9 @@ class Syncer:
                     known = None
                 else:
                     known = endpoint.url
-            calendar = CalDAVCalendar(endpoint, collection_url=known)
-            self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
+            calendar = CalDAVCalendar(endpoint, collection_url=known, connections=self.connections)
+            with self.connections.slot(endpoint.url):
+                self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
             result.ok = True
         except (TargetError, UserError) as e:
             result.error = _one_line(e)

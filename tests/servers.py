@@ -224,6 +224,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         self._stop = False
+        self.accepted = 0  # connections clients opened through the proxy
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -234,6 +235,7 @@ class TcpProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            self.accepted += 1
             if self.mode == "close":
                 client.settimeout(2)
                 with contextlib.suppress(OSError):
