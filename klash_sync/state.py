@@ -46,7 +46,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -552,7 +552,7 @@ class Store:
                 (record.key, record.mentor, json.dumps(record.target, sort_keys=True), record.url),
             )
 
-    def claim_calendar(self, record: CalendarRecord, same: object) -> list[str]:
+    def claim_calendar(self, record: CalendarRecord, same: Callable[[str, str], bool]) -> list[str]:
         """Record ``record`` and take over every other record of the same collection.
 
         Two target descriptions (a server root and a collection URL, say) can lead to
@@ -563,11 +563,19 @@ class Store:
         tells whether two collection URLs name one collection. Returns the keys taken over.
         """
         taken: list[str] = []
+        target = json.dumps(record.target, sort_keys=True)
+        with self._lock:  # the common case, a calendar where it was, writes nothing
+            rows = self._db.execute("SELECT calendar, mentor, target, url FROM calendars").fetchall()
+        mine = [r for r in rows if r[0] == record.key]
+        if (mine and mine[0][1:] == (record.mentor, target, record.url)
+                and not any(r[0] != record.key and r[3] and record.url
+                            and same(r[3], record.url) for r in rows)):
+            return taken
         with self._tx() as db:
             rows = db.execute("SELECT calendar, url FROM calendars WHERE calendar != ?",
                               (record.key,)).fetchall()
             for other, url in rows:
-                if url is None or record.url is None or not same(url, record.url):  # type: ignore[operator]
+                if url is None or record.url is None or not same(url, record.url):
                     continue
                 db.execute("INSERT OR IGNORE INTO items SELECT ?, uid, href, etag, hash FROM items "
                            "WHERE calendar=?", (record.key, other))

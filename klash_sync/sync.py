@@ -386,7 +386,8 @@ class Syncer:
                     known = None
                 else:
                     known = endpoint.url
-            calendar = CalDAVCalendar(endpoint, collection_url=known, connections=self.connections)
+            calendar = CalDAVCalendar(endpoint, collection_url=known, connections=self.connections,
+                                      readonly=dry_run)
             with self.connections.slot(endpoint.url):
                 self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
             result.ok = True

@@ -476,3 +476,23 @@ def test_mass_delete_confirmation_is_handed_to_the_running_daemon(tmp_path):
             daemon.proc.wait(timeout=15)
     finally:
         server.stop()
+
+
+def test_plan_on_a_fresh_installation_writes_nothing(tmp_path):
+    """`plan` before anything ran: says what would be created, creates nothing anywhere."""
+    server = start_radicale(tmp_path / "radicale")
+    try:
+        path = tmp_path / "programme.toml"
+        path.write_text(programme(server, SESSIONS))
+        planned = cli(tmp_path, "plan", env={"KLASH_PROGRAMME": str(path)})
+        assert planned.returncode == 0, planned.stdout + planned.stderr
+        assert "create  janakkala@klash.test" in planned.stdout
+        assert server.recorder.count(methods={"MKCALENDAR", "PUT", "DELETE", "PROPPATCH"}) == 0
+        assert not (tmp_path / "state").exists()  # no state directory, no embedded storage
+        # The shipped programme, all on the embedded server: nothing set up, nothing created.
+        shipped = cli(tmp_path, "plan")
+        assert shipped.returncode == 0, shipped.stderr
+        assert "has not been set up yet" in shipped.stderr
+        assert not (tmp_path / "state").exists()
+    finally:
+        server.stop()

@@ -104,7 +104,7 @@ class CalDAVCalendar:
     """One calendar collection. Construct, ``open()``, then list, fetch and write."""
 
     def __init__(self, endpoint: Endpoint, *, collection_url: str | None = None,
-                 connections: Connections | None = None) -> None:
+                 connections: Connections | None = None, readonly: bool = False) -> None:
         # The password, and the Basic credentials built from it, never reach a log line,
         # even when a server echoes our request into an error page that a library logs.
         register_secret(endpoint.password)
@@ -120,6 +120,9 @@ class CalDAVCalendar:
         self.auth = _auth(endpoint)
         self.requests = 0
         self._prefetched: dict[str, str | None] | None = None
+        # For `plan`: a calendar that would be created is taken as created and empty,
+        # and no MKCALENDAR is sent. (Writes are never planned to be sent in that mode.)
+        self.readonly = readonly
 
     def close(self) -> None:
         """Nothing to close but a private pool: shared connections stay open for reuse."""
@@ -282,6 +285,8 @@ class CalDAVCalendar:
 
     def _mkcalendar(self, url: str) -> bool:
         """MKCALENDAR with the display name in its body. True if created, False if it was there."""
+        if self.readonly:
+            return True
         root = etree.Element(f"{{{CALDAV}}}mkcalendar", nsmap={"d": DAV, "c": CALDAV})
         prop = etree.SubElement(etree.SubElement(root, f"{{{DAV}}}set"), f"{{{DAV}}}prop")
         etree.SubElement(prop, f"{{{DAV}}}displayname").text = self.endpoint.calendar
@@ -375,6 +380,8 @@ class CalDAVCalendar:
     # -------------------------------------------------------------- writing
 
     def _target(self, href: str) -> str:
+        if self.readonly:
+            raise TargetProtocolError(f"refusing to write {href!r}: this calendar was opened read-only")
         url = self.open()
         if not _inside(url, href):
             # Never write outside the collection, and never to the collection itself.
