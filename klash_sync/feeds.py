@@ -123,7 +123,18 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str 
         wanted.append(("municipality", slug, f"{name} – {label}",
                        programme.sessions_of_municipality(slug)))
     built = []
+    reused: dict[str, Feed] = {}
     for kind, key, title, sessions in wanted:
+        old = previous.feeds.get(feed_path(kind, key)) if previous is not None else None
+        if (old is not None and old.title == title and previous is not None
+                and previous.timezone == timezone and len(old.sessions) == len(sessions)
+                and set(old.sessions) == {s.id for s in sessions}
+                and all(previous.events.get(s.id) is events[s.id] for s in sessions)):
+            # Same sessions, none re-rendered: the same bytes, not built again. An edit
+            # to one session rebuilds the few feeds that hold it, not all of them.
+            reused[old.path] = old
+            built.append((kind, key, title, old.sessions, old.body, old.etag.strip('"')))
+            continue
         ordered = snapshot.ordered(sessions)
         body = calendar_bytes(
             (events[s.id] for s in ordered),
@@ -137,6 +148,9 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str 
     changed_at = store.feeds_changed({feed_path(k, key): d for k, key, _, _, _, d in built}, now)
     for kind, key, title, ids, body, digest in built:
         path = feed_path(kind, key)
+        if path in reused and reused[path].last_modified == changed_at[path]:
+            snapshot.feeds[path] = reused[path]
+            continue
         snapshot.feeds[path] = Feed(
             path=path, kind=kind, key=key, title=title, sessions=ids, body=body,
             gzipped=gzip.compress(body, compresslevel=6, mtime=0),

@@ -14,6 +14,7 @@ import datetime as dt
 import re
 import unicodedata
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Literal
 
 from icalendar.prop import vDuration
@@ -267,11 +268,24 @@ class Programme(_Frozen):
     mentors: tuple[Mentor, ...] = ()
     sessions: tuple[Session, ...] = ()
 
+    @cached_property
+    def _mentor_index(self) -> dict[str, Mentor]:
+        return {m.id: m for m in self.mentors}
+
+    @cached_property
+    def _sessions_by_mentor(self) -> dict[str, tuple[Session, ...]]:
+        """Each mentor's sessions, in file order: built once, not once per mentor (O(M·S))."""
+        found: dict[str, list[Session]] = {}
+        for session in self.sessions:
+            for mentor_id in dict.fromkeys(session.mentors):
+                found.setdefault(mentor_id, []).append(session)
+        return {k: tuple(v) for k, v in found.items()}
+
     def mentor(self, mentor_id: str) -> Mentor | None:
-        return next((m for m in self.mentors if m.id == mentor_id), None)
+        return self._mentor_index.get(mentor_id)
 
     def sessions_of(self, mentor_id: str) -> tuple[Session, ...]:
-        return tuple(s for s in self.sessions if mentor_id in s.mentors)
+        return self._sessions_by_mentor.get(mentor_id, ())
 
     def municipalities(self) -> dict[str, str]:
         """Slug -> display name of every municipality that hosts a session, in slug order."""

@@ -229,3 +229,26 @@ def test_reusing_the_previous_snapshot_renders_the_same_bytes(store, tmp_path):
     assert {p: f.body for p, f in reused.feeds.items()} == {p: f.body for p, f in fresh.feeds.items()}
     assert reused.events["syksy"] is first.events["syksy"]  # reused, not rendered again
     fresh_store.close()
+
+
+def test_feeds_kept_from_the_previous_snapshot_are_the_feeds_a_full_render_gives(store):
+    """A reload rebuilds only the feeds an edit touched; the rest must be exactly what a
+    render from scratch gives (bytes, ETag, Last-Modified), and the touched ones change."""
+    first = snapshot_of(TIMED, store)
+    edited = TIMED.replace("start = 2019-11-05T10:00:00", "start = 2019-11-05T09:00:00")
+    parsed = parse(edited.encode(), "p.toml")
+    reloaded = publish(parsed, store, now=T0 + timedelta(hours=1), base_url=BASE, previous=first)
+    scratch = publish(parsed, store, now=T0 + timedelta(hours=2), base_url=BASE)
+    assert reloaded.feeds.keys() == scratch.feeds.keys()
+    kept = changed = 0
+    for path, feed in reloaded.feeds.items():
+        full = scratch.feeds[path]
+        assert (feed.body, feed.etag, feed.last_modified, feed.sessions) == \
+            (full.body, full.etag, full.last_modified, full.sessions), path
+        if feed is first.feeds.get(path):
+            kept += 1
+            assert "syksy" not in feed.sessions
+        else:
+            changed += 1
+            assert "syksy" in feed.sessions
+    assert kept and changed  # Ulla's and Vantaa's feeds were kept; Milja's, Joensuu's, the whole one rebuilt
