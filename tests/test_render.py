@@ -251,4 +251,6 @@ def test_feeds_kept_from_the_previous_snapshot_are_the_feeds_a_full_render_gives
         else:
             changed += 1
             assert "syksy" in feed.sessions
-    assert kept and changed  # Ulla's and Vantaa's feeds were kept; Milja's, Joensuu's, the whole one rebuilt
+    # Ulla's and Vantaa's feeds were kept; Milja's, Joensuu's and the whole one rebuilt.
+    assert kept >= 2
+    assert changed >= 3
