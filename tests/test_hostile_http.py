@@ -117,14 +117,30 @@ IGNORED: list[tuple[str, bytes]] = [
 
 
 def send(port: int, data: bytes) -> tuple[int, bytes]:
+    """Send raw bytes, read the answer. A server that refuses an oversized request answers
+    and closes before it has read all of it; the kernel then resets the connection, and
+    the reset can reach us before, or instead of, the answer (ENOTCONN, EPIPE, or nothing
+    to read). That is the transport racing, not the server's answer: try again, a few times.
+    """
+    for _attempt in range(5):
+        status, answer = _send_once(port, data)
+        if status:
+            break
+    return status, answer
+
+
+def _send_once(port: int, data: bytes) -> tuple[int, bytes]:
+    chunks = []
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(data)
-        conn.shutdown(socket.SHUT_WR)
-        chunks = []
+        try:
+            conn.sendall(data)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server answered and closed before reading everything; read what came
         while True:
             try:
                 chunk = conn.recv(65536)
-            except ConnectionResetError:
+            except (ConnectionResetError, OSError):
                 break
             if not chunk:
                 break
