@@ -323,10 +323,14 @@ def cmd_invites(args: argparse.Namespace) -> int:
     from .invite.cli import invites
 
     settings = _settings(args)
-    snapshot, store = _snapshot(settings)
-    store.close()
-    return invites(snapshot, settings, now=_now, send=args.send,
-                   allow_mass_cancel=args.allow_mass_cancel)
+    if args.send:
+        _writer(settings, "invites --send")
+    snapshot, store = _snapshot(settings, readonly=not args.send)
+    try:
+        return invites(snapshot, store, settings, now=_now, send=args.send,
+                       allow_mass_cancel=args.allow_mass_cancel)
+    finally:
+        store.close()
 
 
 def cmd_purge(args: argparse.Namespace) -> int:

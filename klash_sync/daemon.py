@@ -68,7 +68,7 @@ class Daemon:
             keys=FeedKeys.from_settings(settings, self.store),
             changes=lambda: self.store.recent_changes(30),
         )
-        self.invites = InviteWorker(settings, self.clock)  # e-mail invitations, own thread
+        self.invites = InviteWorker(settings, self.clock, self.store)  # e-mail invitations, own thread
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
         self.inflight: dict[str, Future[None]] = {}
         self.finished: queue.Queue[tuple[Job, CalendarResult]] = queue.Queue()

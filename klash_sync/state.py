@@ -40,6 +40,7 @@ command with one line saying what, where and what to do (``StateError``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -360,6 +361,21 @@ class Store:
         with self._lock:
             dump = "\n".join(self._db.iterdump())
         return hashlib.sha256(dump.encode()).hexdigest()
+
+    def add_schema(self, sql: str) -> None:
+        """Create the tables of a part that keeps its own records here (the invitations' outbox)."""
+        with self._lock:
+            self._db.executescript(sql)
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for reads, under the store's lock."""
+        with self._lock:
+            yield self._db
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT), for parts that keep records here."""
+        return self._tx()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

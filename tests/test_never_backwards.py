@@ -186,7 +186,7 @@ def test_one_writer_and_read_only_commands_beside_the_daemon(tmp_path):
             for args, extra in ((("plan",), {}), (("validate",), {}), (("export",), {}),
                                 (("export", "--mentor", "ulla-nord"), {"KLASH_PORT": "9999"}),
                                 (("export",), {"KLASH_PUBLIC_URL": "https://elsewhere.example"}),
-                                (("feeds",), {})):
+                                (("feeds",), {}), (("invites",), {})):
                 done = cli(tmp_path, *args, env={**env, **extra})
                 assert done.returncode == 0, (args, done.stderr)
             assert "nothing to do" in cli(tmp_path, "plan", env=env).stdout

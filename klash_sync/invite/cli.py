@@ -9,6 +9,7 @@ from datetime import datetime
 from ..errors import UserError
 from ..feeds import Snapshot
 from ..settings import Settings
+from ..state import Store
 from .channel import Delivery, plan_now
 from .channel import send as send_all
 from .outbox import Outbox
@@ -31,9 +32,10 @@ def _held(held: dict[str, list[Invitation]]) -> None:
             print(_line(inv))
 
 
-def invites(snapshot: Snapshot, settings: Settings, *, now: Callable[[], datetime], send: bool,
-            allow_mass_cancel: bool) -> int:
-    outbox = Outbox(settings.state_db)
+def invites(snapshot: Snapshot, store: Store, settings: Settings, *, now: Callable[[], datetime],
+            send: bool, allow_mass_cancel: bool) -> int:
+    """The preview (``send=False``: on a read-only store, writes nothing) or a send now."""
+    outbox = Outbox(store)
     try:
         if not send:
             plan = plan_now(snapshot, outbox, now=now())

@@ -21,14 +21,10 @@ gets a higher SEQUENCE than anything recorded, pending or sent.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
+from ..state import Store
 from .plan import Invitation, Pending, Sent
 
 _SCHEMA = """
@@ -81,44 +77,33 @@ class MentorOutbox:
 
 
 class Outbox:
-    """Reads and writes the two invitation tables; every method is one transaction."""
+    """Reads and writes the two invitation tables; every method is one transaction.
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+    The tables live in the state store and go through its connection, so the store's
+    rules hold here too: one writer per state directory, errors as one line, and a
+    read-only copy in memory for the preview (``klash-sync invites`` writes nothing).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.add_schema(_SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        """Nothing of its own to close: the store belongs to the caller."""
 
     # ---------------------------------------------------------------- reads
 
     def sent(self) -> dict[tuple[str, str], Sent]:
-        with self._lock:
-            rows = self._db.execute(
+        with self.store.reading() as db:
+            rows = db.execute(
                 "SELECT mentor, session, address, sequence, hash, method, event, ends FROM invite_sent"
             ).fetchall()
         return {(r[0], r[1]): Sent(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]),
                                    datetime.fromisoformat(r[7])) for r in rows}
 
     def pending(self) -> dict[tuple[str, str], Pending]:
-        with self._lock:
-            rows = self._db.execute(
+        with self.store.reading() as db:
+            rows = db.execute(
                 "SELECT mentor, session, sequence, hash, method, state, address, event, ends, "
                 "attempts, next_try, answer FROM invite_pending"
             ).fetchall()
@@ -129,8 +114,8 @@ class Outbox:
 
     def next_retry(self) -> datetime | None:
         """The earliest moment a message waiting out a 4xx answer may be tried again."""
-        with self._lock:
-            row = self._db.execute(
+        with self.store.reading() as db:
+            row = db.execute(
                 "SELECT MIN(next_try) FROM invite_pending WHERE state='retry'"
             ).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
@@ -138,10 +123,10 @@ class Outbox:
     def status(self) -> dict[str, MentorOutbox]:
         """Per mentor: sent, pending and failed counts and the last failure's answer."""
         found: dict[str, MentorOutbox] = {}
-        with self._lock:
-            sent = self._db.execute(
+        with self.store.reading() as db:
+            sent = db.execute(
                 "SELECT mentor, COUNT(*) FROM invite_sent GROUP BY mentor").fetchall()
-            pending = self._db.execute(
+            pending = db.execute(
                 "SELECT mentor, session, state, answer, since FROM invite_pending "
                 "ORDER BY mentor, session").fetchall()
         for mentor, count in sent:
@@ -164,7 +149,7 @@ class Outbox:
 
     def record_pending(self, inv: Invitation, now: datetime) -> None:
         """Before the message goes to the SMTP server: what is about to be sent."""
-        with self._tx() as db:
+        with self.store.transaction() as db:
             row = db.execute("SELECT hash, attempts, since FROM invite_pending WHERE mentor=? AND "
                              "session=?", (inv.mentor, inv.session)).fetchone()
             attempts = row[1] if row and row[0] == inv.hash else 0
@@ -180,7 +165,7 @@ class Outbox:
 
     def record_sent(self, inv: Invitation, now: datetime) -> None:
         """After the SMTP server's 250: the new last-sent version, nothing pending."""
-        with self._tx() as db:
+        with self.store.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO invite_sent VALUES (?,?,?,?,?,?,?,?,?)",
                 (inv.mentor, inv.session, inv.address, inv.sequence, inv.hash, inv.method,
@@ -192,7 +177,7 @@ class Outbox:
     def record_failure(self, inv: Invitation, answer: str, *, temporary: bool, now: datetime,
                        retry_max: float) -> datetime | None:
         """A refusal: retry later with backoff (4xx, no server) or mark failed (5xx)."""
-        with self._tx() as db:
+        with self.store.transaction() as db:
             row = db.execute("SELECT attempts FROM invite_pending WHERE mentor=? AND session=?",
                              (inv.mentor, inv.session)).fetchone()
             attempts = (row[0] if row else 0) + 1
@@ -211,7 +196,7 @@ class Outbox:
     def drop_pending_except(self, keep: set[tuple[str, str]]) -> None:
         """Forget pending entries the programme no longer wants: the planner has already
         turned any that may have reached a calendar into a CANCEL (which is kept)."""
-        with self._tx() as db:
+        with self.store.transaction() as db:
             rows = db.execute("SELECT mentor, session FROM invite_pending")
             for mentor, session in rows.fetchall():
                 if (mentor, session) not in keep:

@@ -18,6 +18,7 @@ from datetime import datetime
 from ..errors import SettingsError
 from ..feeds import Snapshot
 from ..settings import Settings
+from ..state import Store
 from ..timing import Clock
 from .channel import InviteReport, send
 from .outbox import MentorOutbox, Outbox
@@ -28,10 +29,10 @@ log = logging.getLogger(__name__)
 
 
 class InviteWorker:
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    def __init__(self, settings: Settings, clock: Clock, store: Store) -> None:
         self.settings = settings
         self.clock = clock
-        self.outbox = Outbox(settings.state_db)
+        self.outbox = Outbox(store)
         self.config: SmtpConfig | None = None
         self.config_error: str | None = None
         try:
