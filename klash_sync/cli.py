@@ -324,7 +324,14 @@ def cmd_invites(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.send:
-        _writer(settings, "invites --send")
+        load(settings.programme)
+        try:
+            _writer(settings, "invites --send")
+        except StateBusy:
+            if _daemon_holds(settings):
+                action = "invites+mass-cancel" if args.allow_mass_cancel else "invites"
+                return _hand_over(settings, action, None)
+            raise
     snapshot, store = _snapshot(settings, readonly=not args.send)
     try:
         return invites(snapshot, store, settings, now=_now, send=args.send,

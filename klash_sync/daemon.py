@@ -361,6 +361,9 @@ class Daemon:
             return
         self._next_requests = now + 1.0
         for request in handover.take(self.settings.state_dir):
+            if request.action in ("invites", "invites+mass-cancel"):
+                self._send_invites_now(request)
+                continue
             if request.action == "sync":
                 keys = set(self.jobs)
                 for key in keys:
@@ -384,6 +387,19 @@ class Daemon:
                 self._requests[key] = request
                 self.pending.add(key)
                 self.backoff.succeeded(key)  # do it now, not after a failing calendar's pause
+
+    def _send_invites_now(self, request: handover.Request) -> None:
+        snapshot = self.live.snapshot
+        assert snapshot is not None
+        log.info("operator request: send invitations now%s",
+                 " (cancellations allowed)" if request.action.endswith("mass-cancel") else "")
+
+        def done(ok: bool, lines: list[str]) -> None:
+            request.ok, request.lines = ok, lines
+            handover.answer(self.settings.state_dir, request)
+
+        self.invites.send_now(snapshot, allow_mass_cancel=request.action.endswith("mass-cancel"),
+                              done=done)
 
     def _answer_requests(self, job: Job, result: CalendarResult) -> None:
         request = self._requests.pop(job.key, None)

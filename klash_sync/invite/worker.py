@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
@@ -85,6 +86,35 @@ class InviteWorker:
         except Exception:  # one bad pass must not end the worker; it is tried again later
             log.exception("invitation pass failed")
             self._dirty = True
+
+    def send_now(self, snapshot: Snapshot, *, allow_mass_cancel: bool,
+                 done: Callable[[bool, list[str]], None]) -> None:
+        """An operator's `invites --send` handed over by the CLI: one pass now, reported to ``done``.
+
+        It runs on the worker's own thread, after any pass already running, so two passes
+        never send at the same time.
+        """
+        def work() -> None:
+            lines: list[str] = []
+            ok = False
+            try:
+                if self.config is None:
+                    lines.append("no SMTP server: " + (self.config_error or "KLASH_SMTP_URL is not set"))
+                else:
+                    report = send(snapshot, self.outbox, self.config, now=self.clock.now,
+                                  allow_mass_cancel=allow_mass_cancel, retry_max=self.settings.retry_max,
+                                  retry_waiting=True)
+                    with self._lock:
+                        self.held = report.held
+                    lines.append(f"summary: {len(report.sent)} sent, {len(report.failed)} not sent, "
+                                 f"{sum(len(v) for v in report.held.values())} held")
+                    ok = report.ok
+            except Exception as e:  # reported to the operator, and the worker goes on
+                log.exception("invitation pass requested by an operator failed")
+                lines.append(f"failed: {type(e).__name__}")
+            done(ok, lines)
+
+        self._pool.submit(work)
 
     def idle(self) -> bool:
         return self._running is None or self._running.done()
