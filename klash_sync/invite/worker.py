@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
@@ -28,10 +29,16 @@ log = logging.getLogger(__name__)
 
 
 class InviteWorker:
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+    """``on_status`` gets the outbox's per-mentor counts at start and after every pass:
+    how the status page (through ``Live``) learns them without reading the database
+    on every request."""
+
+    def __init__(self, settings: Settings, clock: Clock,
+                 on_status: Callable[[dict[str, MentorOutbox]], None] | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.outbox = Outbox(settings.state_db)
+        self.on_status = on_status
         self.config: SmtpConfig | None = None
         self.config_error: str | None = None
         try:
@@ -45,6 +52,12 @@ class InviteWorker:
         self._warned = False
         self.held: dict[str, list[Invitation]] = {}
         self._lock = threading.Lock()
+        self.publish()
+
+    def publish(self) -> None:
+        """Hand the outbox's current counts to whoever shows them."""
+        if self.on_status is not None:
+            self.on_status(self.outbox.status())
 
     def changed(self) -> None:
         """A programme was applied: restart the quiet period."""
@@ -84,6 +97,8 @@ class InviteWorker:
         except Exception:  # one bad pass must not end the worker; it is tried again later
             log.exception("invitation pass failed")
             self._dirty = True
+        finally:
+            self.publish()
 
     def idle(self) -> bool:
         return self._running is None or self._running.done()
