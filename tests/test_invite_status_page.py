@@ -138,16 +138,40 @@ def test_status_page_shows_each_invited_mentors_outbox(rig, caplog):
     assert PASSWORD not in caplog.text
 
 
-def test_page_follows_the_outbox_when_the_refusal_is_fixed(rig, smtp):
+def test_page_follows_the_outbox_through_a_retry_and_the_fix(rig, smtp):
     daemon, url, _, path = rig
+    # The organiser fixes Milja's address while the server answers 421 to everyone: pending,
+    # with the server's words, shown as a wait (not as a failure).
     del smtp.handler.refuse[MILJA]
+    smtp.handler.answer_all = "421 4.3.2 Service not available, try again later"
     path.write_text(programme().replace(MILJA, "milja.kopsi@example.test"), encoding="utf-8")
     assert daemon.reload()
     daemon.clock.advance(DELAY + 1)  # type: ignore[attr-defined]
     settle(daemon)
+    page = fetch(url, "/").body.decode()
+    assert table(page).rows[1:] == [
+        ["Milja Köpsi", "0", "1", "0", "–"],
+        ["Sähköpostipalvelimen vastaus (1.6.2026 klo 15.04): 421 4.3.2 Service not available, "
+         "try again later"],
+        ["Ulla Nord", "2", "0", "0", "1.6.2026 klo 15.02"],
+    ]
+    assert '<span class="meta">Sähköpostipalvelimen vastaus' in page
+    # The server answers again: after the backoff the message goes out and the line clears.
+    smtp.handler.answer_all = None
+    daemon.clock.advance(61)  # type: ignore[attr-defined]
+    settle(daemon)
     rows = table(fetch(url, "/").body.decode()).rows
-    assert rows[1:] == [["Milja Köpsi", "1", "0", "0", "1.6.2026 klo 15.04"],
+    assert rows[1:] == [["Milja Köpsi", "1", "0", "0", "1.6.2026 klo 15.05"],
                         ["Ulla Nord", "2", "0", "0", "1.6.2026 klo 15.02"]]  # nothing new for Ulla
+
+
+def test_no_table_when_nobody_is_invited(rig):
+    daemon, url, _, path = rig
+    path.write_text(programme().replace("invite = true", "invite = false"), encoding="utf-8")
+    assert daemon.reload()
+    page = fetch(url, "/").body.decode()
+    assert table(page).rows == []
+    assert CAPTIONS["fi"] not in page
 
 
 def test_static_export_shows_no_invitations_even_with_a_full_outbox(rig, tmp_path):
