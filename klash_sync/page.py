@@ -78,8 +78,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "dav_password_note": "saat sen järjestäjältä",
         "dav_calendar": "Kalenterin osoite", "dav_calendar_note": "vain jos sovellus kysyy sitä",
         # --- e-mail invitations on the organisers' status (issue 11) ---
-        "invites_caption": "Kutsut sähköpostilla", "invites_sent": "Lähetetty",
-        "invites_pending": "Odottaa", "invites_failed": "Epäonnistui",
+        "invites_caption": "Kutsut sähköpostilla", "invites_sent": "Lähetetyt",
+        "invites_pending": "Odottavat", "invites_failed": "Epäonnistuneet",
         "invites_last_sent": "Viimeksi lähetetty", "invites_answer": "Sähköpostipalvelimen vastaus",
     },
     # Finland-Swedish as Kuntaliitto and the bilingual municipalities write it.
@@ -126,7 +126,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "dav_calendar": "Kalenderns adress", "dav_calendar_note": "bara om appen frågar efter den",
         # --- e-mail invitations on the organisers' status (issue 11) ---
         "invites_caption": "Inbjudningar per e-post", "invites_sent": "Skickade",
-        "invites_pending": "Väntar", "invites_failed": "Misslyckade",
+        "invites_pending": "Väntande", "invites_failed": "Misslyckade",
         "invites_last_sent": "Senast skickad", "invites_answer": "E-postserverns svar",
     },
     "en": {

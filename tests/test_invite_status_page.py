@@ -111,7 +111,7 @@ def test_status_page_shows_each_invited_mentors_outbox(rig, caplog):
     _, url, before, _ = rig
     # Before the quiet period ends: a row per invited mentor, nothing sent yet.
     assert table(before).rows == [
-        ["Mentori", "Lähetetty", "Odottaa", "Epäonnistui", "Viimeksi lähetetty"],
+        ["Mentori", "Lähetetyt", "Odottavat", "Epäonnistuneet", "Viimeksi lähetetty"],
         ["Milja Köpsi", "0", "0", "0", "–"],
         ["Ulla Nord", "0", "0", "0", "–"],
     ]  # Pekka Puu has no invite = true: not in the table
