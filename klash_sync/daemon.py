@@ -68,7 +68,9 @@ class Daemon:
             keys=FeedKeys.from_settings(settings, self.store),
             changes=lambda: self.store.recent_changes(30),
         )
-        self.invites = InviteWorker(settings, self.clock, self.store)  # e-mail invitations, own thread
+        # e-mail invitations, own thread; its outbox counts reach the page through Live
+        self.invites = InviteWorker(settings, self.clock, self.store,
+                                    on_status=self.live.set_invitations)
         self.pool = ThreadPoolExecutor(settings.sync_workers, thread_name_prefix="sync")
         self.inflight: dict[str, Future[None]] = {}
         self.finished: queue.Queue[tuple[Job, CalendarResult]] = queue.Queue()
@@ -489,6 +491,7 @@ class Daemon:
         now = self.clock.now()
         invites = self.invites.status()
         self.metrics.set_invitations(invites)
+        self.live.set_invitations(invites)  # e.g. sent meanwhile by `klash-sync invites --send`
         return health(self.live, now=now, unhealthy_after=self.settings.unhealthy_after,
                       programme_path=str(self.settings.programme), invites=invites,
                       invite_problems=self.invites.problems(self.live.snapshot, now,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .feeds import Snapshot
+from .invite.outbox import MentorOutbox
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class Live:
         self.programme_error_at: datetime | None = None
         self.calendars: dict[str, CalendarStatus] = {}
         self.state_error: str | None = None  # the state store can no longer be written
+        # The e-mail invitations' outbox per mentor, as the invitation worker last read it;
+        # None where no worker runs (the static export), so the page shows nothing rather
+        # than counts that nobody keeps up to date.
+        self.invitations: dict[str, MentorOutbox] | None = None
 
     def set_snapshot(self, snapshot: Snapshot) -> None:
         with self._lock:
@@ -55,6 +60,11 @@ class Live:
     def set_state_error(self, message: str) -> None:
         with self._lock:
             self.state_error = message
+
+    def set_invitations(self, status: dict[str, MentorOutbox]) -> None:
+        """The outbox's newest per-mentor counts (replaced whole, like the calendars)."""
+        with self._lock:
+            self.invitations = dict(status)
 
     def record(self, status: CalendarStatus) -> None:
         """Store a calendar's newest result, keeping when its current failure began."""

@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from .changes import change_text
 from .feeds import Feed, Snapshot
 from .ical import start_instant, when
+from .invite.outbox import MentorOutbox
 from .links import Links
 from .live import Live
 from .model import Mentor, Session
@@ -76,6 +77,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "dav_server": "Palvelimen osoite", "dav_user": "Käyttäjätunnus", "dav_password": "Salasana",
         "dav_password_note": "saat sen järjestäjältä",
         "dav_calendar": "Kalenterin osoite", "dav_calendar_note": "vain jos sovellus kysyy sitä",
+        # --- e-mail invitations on the organisers' status (issue 11) ---
+        "invites_caption": "Kutsut sähköpostilla", "invites_sent": "Lähetetyt",
+        "invites_pending": "Odottavat", "invites_failed": "Epäonnistuneet",
+        "invites_last_sent": "Viimeksi lähetetty", "invites_answer": "Sähköpostipalvelimen vastaus",
     },
     # Finland-Swedish as Kuntaliitto and the bilingual municipalities write it.
     "sv": {
@@ -119,6 +124,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "dav_server": "Serverns adress", "dav_user": "Användarnamn", "dav_password": "Lösenord",
         "dav_password_note": "du får det av arrangören",
         "dav_calendar": "Kalenderns adress", "dav_calendar_note": "bara om appen frågar efter den",
+        # --- e-mail invitations on the organisers' status (issue 11) ---
+        "invites_caption": "Inbjudningar per e-post", "invites_sent": "Skickade",
+        "invites_pending": "Väntande", "invites_failed": "Misslyckade",
+        "invites_last_sent": "Senast skickad", "invites_answer": "E-postserverns svar",
     },
     "en": {
         "navigation": "Pages", "languages": "Language",
@@ -160,6 +169,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "dav_server": "Server address", "dav_user": "User name", "dav_password": "Password",
         "dav_password_note": "you get it from the organiser",
         "dav_calendar": "Calendar address", "dav_calendar_note": "only if your app asks for it",
+        # --- e-mail invitations on the organisers' status (issue 11) ---
+        "invites_caption": "Invitations by e-mail", "invites_sent": "Sent",
+        "invites_pending": "Pending", "invites_failed": "Failed",
+        "invites_last_sent": "Last sent", "invites_answer": "Mail server's answer",
     },
 }
 
@@ -208,6 +221,14 @@ class DavLogin:
     server: str
     user: str
     calendar: str
+
+
+@dataclass(frozen=True)
+class InviteLine:
+    """One invited mentor's row in the organisers' status: their name and outbox counts."""
+
+    name: str
+    outbox: MentorOutbox
 
 
 @dataclass(frozen=True)
@@ -346,8 +367,21 @@ class Page:
             **self._common(snapshot, live, lang),
             days=self.rows(snapshot, None, lang), links=self.feeds(snapshot, lang),
             calendars=sorted(live.calendars.values(), key=lambda c: (c.mentor, c.calendar)),
+            invitations=self.invitations(snapshot, live),
             mentor=None, private=False, dav=None,
         )
+
+    @staticmethod
+    def invitations(snapshot: Snapshot, live: Live) -> list[InviteLine]:
+        """Each mentor with invite = true, in programme order, with their outbox counts.
+
+        Empty when nobody is invited, or when no invitation worker runs (``live.invitations``
+        is None: the static export), so the page never shows counts nobody keeps current.
+        """
+        if live.invitations is None:
+            return []
+        return [InviteLine(m.name, live.invitations.get(m.id, MentorOutbox(m.id)))
+                for m in snapshot.programme.mentors if m.invite and m.email]
 
     def mentor(self, snapshot: Snapshot, live: Live, mentor: Mentor, lang: str,
                private_path: str | None = None, token: str | None = None, *, dav: bool = False) -> str:

@@ -496,3 +496,38 @@ def test_plan_on_a_fresh_installation_writes_nothing(tmp_path):
         assert not (tmp_path / "state").exists()
     finally:
         server.stop()
+
+
+def test_invites_send_beside_the_daemon_is_handed_over(tmp_path):
+    """`invites --send` while `run` holds the state directory: the daemon sends, now."""
+    from .invite_helpers import header, read, session
+    from .smtp_server import SmtpServer
+
+    smtp = SmtpServer(tmp_path / "smtp")
+    smtp.start()
+    try:
+        path = tmp_path / "programme.toml"
+        path.write_text(header() + session("tuleva", "date = 2099-05-04", ["milja-kopsi"]))
+        env = {"KLASH_PROGRAMME": str(path), **smtp.env()}
+        # A long quiet period: without the hand-over, nothing would be sent during this test.
+        daemon = start_daemon(tmp_path, path, KLASH_INVITE_DELAY="3600", KLASH_SYNC_INTERVAL="3600",
+                              **smtp.env())
+        try:
+            wait_for(lambda: fetch(daemon.url, "/healthz").status in (200, 503), 30, "started")
+            assert smtp.handler.messages() == []
+            sent = cli(tmp_path, "invites", "--send", env=env)
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            assert "handed over" in sent.stderr
+            assert "summary: 1 sent, 0 not sent" in sent.stdout
+            [message] = smtp.handler.messages()
+            invite = read(message)
+            assert (invite.to, invite.method, invite.uid) == ("milja@example.test", "REQUEST",
+                                                              "tuleva@klash.test")
+            again = cli(tmp_path, "invites", "--send", env=env)  # nothing new: nothing sent
+            assert "summary: 0 sent" in again.stdout
+            assert len(smtp.handler.messages()) == 1
+        finally:
+            daemon.proc.send_signal(signal.SIGTERM)
+            daemon.proc.wait(timeout=15)
+    finally:
+        smtp.stop()

@@ -73,6 +73,7 @@ class MentorOutbox:
     failed: int = 0
     answer: str | None = None  # the SMTP server's one-line answer to the last failure
     failing_since: datetime | None = None
+    last_sent: datetime | None = None  # when an SMTP server last accepted a message for them
     sessions: list[str] = field(default_factory=list)  # sessions pending or failed
 
 
@@ -125,12 +126,14 @@ class Outbox:
         found: dict[str, MentorOutbox] = {}
         with self.store.reading() as db:
             sent = db.execute(
-                "SELECT mentor, COUNT(*) FROM invite_sent GROUP BY mentor").fetchall()
+                "SELECT mentor, COUNT(*), MAX(sent_at) FROM invite_sent GROUP BY mentor").fetchall()
             pending = db.execute(
                 "SELECT mentor, session, state, answer, since FROM invite_pending "
                 "ORDER BY mentor, session").fetchall()
-        for mentor, count in sent:
-            found.setdefault(mentor, MentorOutbox(mentor)).sent = count
+        for mentor, count, last in sent:
+            line = found.setdefault(mentor, MentorOutbox(mentor))
+            line.sent = count
+            line.last_sent = datetime.fromisoformat(last) if last else None
         for mentor, session, state, answer, since in pending:
             line = found.setdefault(mentor, MentorOutbox(mentor))
             line.sessions.append(session)

@@ -30,10 +30,16 @@ log = logging.getLogger(__name__)
 
 
 class InviteWorker:
-    def __init__(self, settings: Settings, clock: Clock, store: Store) -> None:
+    """``on_status`` gets the outbox's per-mentor counts at start and after every pass:
+    how the status page (through ``Live``) learns them without reading the database
+    on every request."""
+
+    def __init__(self, settings: Settings, clock: Clock, store: Store,
+                 on_status: Callable[[dict[str, MentorOutbox]], None] | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.outbox = Outbox(store)
+        self.on_status = on_status
         self.config: SmtpConfig | None = None
         self.config_error: str | None = None
         try:
@@ -47,6 +53,12 @@ class InviteWorker:
         self._warned = False
         self.held: dict[str, list[Invitation]] = {}
         self._lock = threading.Lock()
+        self.publish()
+
+    def publish(self) -> None:
+        """Hand the outbox's current counts to whoever shows them."""
+        if self.on_status is not None:
+            self.on_status(self.outbox.status())
 
     def changed(self) -> None:
         """A programme was applied: restart the quiet period."""
@@ -86,6 +98,8 @@ class InviteWorker:
         except Exception:  # one bad pass must not end the worker; it is tried again later
             log.exception("invitation pass failed")
             self._dirty = True
+        finally:
+            self.publish()
 
     def send_now(self, snapshot: Snapshot, *, allow_mass_cancel: bool,
                  done: Callable[[bool, list[str]], None]) -> None:
@@ -112,6 +126,7 @@ class InviteWorker:
             except Exception as e:  # reported to the operator, and the worker goes on
                 log.exception("invitation pass requested by an operator failed")
                 lines.append(f"failed: {type(e).__name__}")
+            self.publish()
             done(ok, lines)
 
         self._pool.submit(work)
