@@ -10,6 +10,16 @@ found by reading our feeds back with ical.js (Thunderbird, Nextcloud):
   first onset is only in DTSTART loses it, and a summer event shows an hour off.
   We therefore repeat every onset, the first included, in RDATE (RFC 5545 allows
   an RDATE equal to DTSTART: the recurrence set has no duplicates).
+* Each onset is its own RDATE property, never a comma list. RFC 5545 (3.8.5.2)
+  allows a list, but ical.js takes only the first value of each RDATE property
+  (``rdate.getFirstValue()`` in ``Timezone._expandComponent``), and vobject hands
+  dateutil a VTIMEZONE it re-serialises with only the first value of each RDATE.
+  With a list, every onset after the span's first year was lost: a summer event
+  in a later year was read in the previous winter's offset, an hour late.
+  libical reads either form.
+
+We write no RRULE: one RDATE per onset is exact for any zone, rule changes included
+(Europe/Moscow 2011/2014, America/Sao_Paulo 2019), and clients agree on it.
 
 The zone is described only over a span of whole years around the programme, which
 keeps it small and the output deterministic. The components are icalendar's.
@@ -76,7 +86,8 @@ def vtimezone_bytes(tzid: str, first: date, last: date) -> bytes:
         part.add("TZOFFSETTO", offset_to)
         if name:
             part.add("TZNAME", name)
-        part.add("RDATE", onsets)
+        for onset in onsets:  # one property per onset: see the module docstring
+            part.add("RDATE", onset)
         vtz.add_component(part)
     body: bytes = vtz.to_ical()
     return body

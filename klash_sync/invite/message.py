@@ -80,8 +80,8 @@ def calendar_body(inv: Invitation, *, timezone: str, organiser: str, organiser_e
     parts = [head[: -len(footer)]]
     start = event.decoded("DTSTART")
     if isinstance(start, datetime):
-        # The zone from the event's own year on: ical.js misreads the summer of any year
-        # but the first of a VTIMEZONE's span (an hour off), so the span starts there.
+        # The zone over the event's own years only (as ical.year_span gives for one
+        # session): all that this one event needs, which keeps the message small.
         year = start.year
         parts.append(vtimezone_bytes(timezone, date(year, 1, 1), date(year + 2, 1, 1)))
     parts.append(event.to_ical())
