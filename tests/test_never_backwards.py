@@ -314,7 +314,9 @@ def test_removed_state_directory_is_noticed_by_the_daemon(tmp_path):
     daemon = start_daemon(tmp_path, path, KLASH_SYNC_INTERVAL="3600")
     try:
         wait_for(lambda: fetch(daemon.url, "/healthz").status == 200, 30, "healthy")
-        shutil.rmtree(tmp_path / "state")
+        # The directory disappears from under it (moved away whole: a removal that the daemon's
+        # own writes cannot race with, as rmtree's walk can).
+        (tmp_path / "state").rename(tmp_path / "state-gone")
         wait_for(lambda: fetch(daemon.url, "/healthz").status == 503, 20, "unhealthy")
         health = json.loads(fetch(daemon.url, "/healthz").body)
         assert any("was removed while klash-sync was running" in p for p in health["problems"])
