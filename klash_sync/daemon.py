@@ -241,12 +241,16 @@ class Daemon:
         snapshot = self.live.snapshot
         if snapshot is None:
             return
+        first = self._planned is None
         if self._planned is not None and self._planned is not snapshot:
             carry_cache(self._planned, snapshot)  # an edit's cost grows with the edit, not the programme
         self._planned = snapshot
         changed = self.due.refresh(jobs_for(snapshot, self.settings, self.store), all_due=all_due)
         if changed and not all_due:
-            log.info("%d calendars changed; syncing them first", len(changed))
+            if first:
+                log.info("checking %d calendars against the programme", len(changed))
+            else:
+                log.info("%d calendars changed; syncing them first", len(changed))
         self.live.forget(set(self.due.jobs))
 
     def _dispatch(self) -> None:

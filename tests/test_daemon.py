@@ -116,6 +116,9 @@ def _edit(daemon: Daemon, path: Path, text: str, clock: FakeClock) -> None:
         clock.advance(0.5)
         daemon.tick()
         time.sleep(0.01)
+    # One save makes several file events (modify, close), delivered by the watcher's thread in
+    # real time; let them all arrive before the test moves the fake clock past the quiet period.
+    time.sleep(0.25)
 
 
 def test_edit_is_debounced_then_applied_to_feed_and_calendars(rig):

@@ -126,9 +126,13 @@ def test_an_edit_during_a_running_job_is_written_by_the_next_job_never_overwritt
     _edit(daemon, path, programme(servers, {2: "2019-10-02"}), clock)
     clock.advance(1.0)
     hold.wait_entered(daemon)  # m2's job is in flight, writing 2019-10-02
+    before = daemon.live.snapshot
     _edit(daemon, path, programme(servers, {2: "2019-10-22"}), clock)
-    clock.advance(1.0)
-    daemon.tick()  # the reload happens while the job is still running
+    deadline = time.monotonic() + 10
+    while daemon.live.snapshot is before:  # the reload happens while the job is still running
+        assert time.monotonic() < deadline, "the edit was not applied"
+        clock.advance(1.0)  # (again if a late file event restarted the quiet period)
+        daemon.tick()
     assert not hold.release.is_set()
     assert daemon.inflight
     hold.release.set()
