@@ -124,3 +124,35 @@ def fetch(url: str, path: str = "/", method: str = "GET", headers: dict[str, str
         return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
     finally:
         conn.close()
+
+
+@dataclass
+class EmbeddedSite:
+    running: RunningServer
+    embedded: object  # klash_sync.targets.embedded.Embedded
+    snapshot: object  # klash_sync.feeds.Snapshot
+    store: object  # klash_sync.state.Store, closed by the caller
+
+
+def synced_embedded_site(serve_live, tmp_path: Path) -> EmbeddedSite:
+    """Our server with /dav/ mounted and the shipped programme synced into its calendars."""
+    from datetime import UTC, datetime
+
+    from klash_sync.config import load
+    from klash_sync.feeds import publish
+    from klash_sync.state import Store
+    from klash_sync.sync import Syncer
+    from klash_sync.targets.embedded import Embedded
+
+    state = tmp_path / "state"
+    embedded = Embedded(state)
+    store = Store(state / "state.sqlite3")
+    live = Live()
+    running = serve_live(live)
+    running.app.dav = embedded.mounted
+    settings = Settings(state_dir=state, _env_file=None)  # type: ignore[call-arg]
+    snapshot = publish(load(SHIPPED), store, now=datetime(2026, 1, 1, tzinfo=UTC), base_url=running.url)
+    live.set_snapshot(snapshot)
+    report = Syncer(settings, store, embedded=embedded, dav_base=running.url).run(snapshot)
+    assert report.ok, [r.error for r in report.results]
+    return EmbeddedSite(running, embedded, snapshot, store)

@@ -27,7 +27,7 @@ from klash_sync.state import Store
 from klash_sync.sync import Syncer, desired_for
 from klash_sync.targets.embedded import SERVICE_USER, Embedded
 
-from .conftest import SHIPPED, fetch
+from .conftest import SHIPPED, fetch, synced_embedded_site
 from .servers import foreign_event
 
 NS = {"d": "DAV:", "c": "urn:ietf:params:xml:ns:caldav"}
@@ -59,17 +59,8 @@ class Site:
 @pytest.fixture
 def site(serve_live, tmp_path):
     """Our server with the embedded calendars synced, and logins for two mentors."""
-    state = tmp_path / "state"
-    embedded = Embedded(state)
-    store = Store(state / "state.sqlite3")
-    live = Live()
-    running = serve_live(live)
-    running.app.dav = embedded.mounted
-    settings = Settings(state_dir=state, _env_file=None)  # type: ignore[call-arg]
-    snapshot = publish(load(SHIPPED), store, now=datetime(2026, 1, 1, tzinfo=UTC), base_url=running.url)
-    live.set_snapshot(snapshot)
-    report = Syncer(settings, store, embedded=embedded, dav_base=running.url).run(snapshot)
-    assert report.ok, [r.error for r in report.results]
+    synced = synced_embedded_site(serve_live, tmp_path)
+    running, embedded, snapshot, store = synced.running, synced.embedded, synced.snapshot, synced.store
     passwords = {m: embedded.set_password(m) for m in ("milja-kopsi", "ulla-nord")}
     yield Site(running.url, embedded, passwords, snapshot)
     store.close()

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 
 import pytest
 
-from klash_sync.config import load
-from klash_sync.feeds import publish
 from klash_sync.live import Live
-from klash_sync.settings import Settings
-from klash_sync.state import Store
-from klash_sync.sync import Syncer
 from klash_sync.targets.embedded import SERVICE_USER, Embedded
 
-from .conftest import SHIPPED, fetch
+from .conftest import fetch, synced_embedded_site
 from .servers import foreign_event
 
 
@@ -25,17 +19,8 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 @pytest.fixture
 def dav(serve_live, tmp_path):
-    state = tmp_path / "state"
-    embedded = Embedded(state)
-    store = Store(state / "state.sqlite3")
-    live = Live()
-    site = serve_live(live)
-    site.app.dav = embedded.mounted
-    settings = Settings(state_dir=state, _env_file=None)  # type: ignore[call-arg]
-    snapshot = publish(load(SHIPPED), store, now=datetime(2026, 1, 1, tzinfo=UTC), base_url=site.url)
-    live.set_snapshot(snapshot)
-    report = Syncer(settings, store, embedded=embedded, dav_base=site.url).run(snapshot)
-    assert report.ok, [r.error for r in report.results]
+    synced = synced_embedded_site(serve_live, tmp_path)
+    site, embedded, store = synced.running, synced.embedded, synced.store
     passwords = {m: embedded.set_password(m) for m in ("milja-kopsi", "ulla-nord")}
     yield site, embedded, passwords
     store.close()
