@@ -22,6 +22,7 @@ from .config import load
 from .errors import MassDeleteRefused, ProgrammeError, SettingsError, StateBusy, UserError
 from .feeds import Snapshot, feed_path, publish
 from .lock import StateLock
+from .model import Programme
 from .settings import Settings, load_settings
 from .state import Store
 from .sync import CalendarResult, Syncer, SyncReport
@@ -55,9 +56,11 @@ def _writer(settings: Settings, command: str) -> None:
     _held.append(StateLock(settings.state_dir).acquire(command, _now()))
 
 
-def _snapshot(settings: Settings, *, readonly: bool = False) -> tuple[Snapshot, Store]:
-    """The programme published against the store; ``readonly`` works on a private copy."""
-    programme = load(settings.programme)
+def _snapshot(settings: Settings, *, readonly: bool = False,
+              programme: Programme | None = None) -> tuple[Snapshot, Store]:
+    """The programme (loaded here unless given) published against the store; ``readonly``
+    works on a private copy."""
+    programme = programme if programme is not None else load(settings.programme)
     store = Store.readonly(settings.state_db) if readonly else Store(settings.state_db)
     return publish(programme, store, now=_now(), base_url=settings.event_base_url), store
 
@@ -255,14 +258,14 @@ def _summary(report: SyncReport) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    load(settings.programme)  # a broken file is reported before anything else
+    programme = load(settings.programme)  # a broken file is reported before anything else
     try:
         _writer(settings, "sync")
     except StateBusy:
         if args.allow_mass_delete and _daemon_holds(settings):
             return _hand_over(settings, "sync", None)
         raise
-    snapshot, store = _snapshot(settings)
+    snapshot, store = _snapshot(settings, programme=programme)
     try:
         with _syncer_context(settings, store) as syncer:
             report = syncer.run(
@@ -323,8 +326,8 @@ def cmd_invites(args: argparse.Namespace) -> int:
     from .invite.cli import invites
 
     settings = _settings(args)
+    programme = load(settings.programme)
     if args.send:
-        load(settings.programme)
         try:
             _writer(settings, "invites --send")
         except StateBusy:
@@ -332,7 +335,7 @@ def cmd_invites(args: argparse.Namespace) -> int:
                 action = "invites+mass-cancel" if args.allow_mass_cancel else "invites"
                 return _hand_over(settings, action, None)
             raise
-    snapshot, store = _snapshot(settings, readonly=not args.send)
+    snapshot, store = _snapshot(settings, readonly=not args.send, programme=programme)
     try:
         return invites(snapshot, store, settings, now=_now, send=args.send,
                        allow_mass_cancel=args.allow_mass_cancel)
@@ -344,14 +347,14 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from .sync import jobs_for
 
     settings = _settings(args)
-    load(settings.programme)
+    programme = load(settings.programme)
     try:
         _writer(settings, "purge")
     except StateBusy:
         if _daemon_holds(settings):
             return _hand_over(settings, "purge", args.mentor)
         raise
-    snapshot, store = _snapshot(settings)
+    snapshot, store = _snapshot(settings, programme=programme)
     try:
         jobs = [j for j in jobs_for(snapshot, settings, store) if j.mentor == args.mentor]
         if not jobs:

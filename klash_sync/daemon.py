@@ -338,10 +338,7 @@ class Daemon:
             return
         fresh = publish(snapshot.programme, self.store, now=self.clock.now(),
                         base_url=self.settings.event_base_url, previous=snapshot)
-        error, at = self.live.programme_error, self.live.programme_error_at
-        self.live.set_snapshot(fresh)
-        if error is not None and at is not None:  # the file on disk is still broken: keep saying so
-            self.live.set_error(error, at)
+        self.live.set_snapshot(fresh, from_file=False)  # a broken file on disk is still reported
         log.info("republished the programme with SEQUENCEs raised above the servers' copies")
         self.mark_changed_due()
 

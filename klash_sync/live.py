@@ -46,11 +46,14 @@ class Live:
         # than counts that nobody keeps up to date.
         self.invitations: dict[str, MentorOutbox] | None = None
 
-    def set_snapshot(self, snapshot: Snapshot) -> None:
+    def set_snapshot(self, snapshot: Snapshot, *, from_file: bool = True) -> None:
+        """A new programme is served. One read from the file clears a file error; one
+        republished from the current programme (``from_file=False``) leaves it standing."""
         with self._lock:
             self.snapshot = snapshot
-            self.programme_error = None
-            self.programme_error_at = None
+            if from_file:
+                self.programme_error = None
+                self.programme_error_at = None
 
     def set_error(self, message: str, at: datetime) -> None:
         with self._lock:

@@ -111,3 +111,28 @@ def smtp(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+def start_invite_daemon(tmp_path, smtp, text: str, *, delay: float):
+    """A daemon on a FakeClock (2026-06-01 12:00 UTC) sending through ``smtp``, started and settled."""
+    from datetime import UTC, datetime
+
+    from klash_sync.daemon import Daemon
+    from klash_sync.settings import Settings
+    from klash_sync.timing import FakeClock
+
+    from .smtp_server import PASSWORD, USERNAME
+    from .test_daemon import settle
+
+    path = tmp_path / "programme.toml"
+    path.write_text(text, encoding="utf-8")
+    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+    settings = Settings(programme=path, state_dir=tmp_path / "state", host="127.0.0.1", port=0,
+                        embedded_caldav=False, request_timeout=3, unhealthy_after=60,
+                        sync_interval=3600, debounce=1.0, retry_max=60, invite_delay=delay,
+                        smtp_url=smtp.url, smtp_username=USERNAME, smtp_password=PASSWORD,
+                        _env_file=None)  # type: ignore[call-arg]
+    daemon = Daemon(settings, clock=clock)
+    daemon.start()
+    settle(daemon)
+    return daemon, clock, path

@@ -11,19 +11,14 @@ shows no invitation table even when the outbox in the state store is full.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from klash_sync.daemon import Daemon
-from klash_sync.settings import Settings
-from klash_sync.timing import FakeClock
-
 from .conftest import fetch, run_cli
-from .invite_helpers import ADDRESSES, header, session, smtp, timed
-from .smtp_server import PASSWORD, USERNAME
+from .invite_helpers import ADDRESSES, header, session, smtp, start_invite_daemon, timed
+from .smtp_server import PASSWORD
 from .test_browser import AXE, DESKTOP, PHONE, browser, shot
 from .test_daemon import settle
 
@@ -87,17 +82,7 @@ def table(html: str) -> Table:
 def rig(tmp_path: Path, smtp, monkeypatch):
     """A daemon whose SMTP server refuses Milja with 550, after its first invitation pass."""
     monkeypatch.setenv("SSL_CERT_FILE", str(smtp.cert))
-    path = tmp_path / "programme.toml"
-    path.write_text(programme(), encoding="utf-8")
-    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
-    settings = Settings(programme=path, state_dir=tmp_path / "state", host="127.0.0.1", port=0,
-                        embedded_caldav=False, request_timeout=3, unhealthy_after=60,
-                        sync_interval=3600, debounce=1.0, retry_max=60, invite_delay=DELAY,
-                        smtp_url=smtp.url, smtp_username=USERNAME, smtp_password=PASSWORD,
-                        _env_file=None)  # type: ignore[call-arg]
-    daemon = Daemon(settings, clock=clock)
-    daemon.start()
-    settle(daemon)
+    daemon, clock, path = start_invite_daemon(tmp_path, smtp, programme(), delay=DELAY)
     url = f"http://127.0.0.1:{daemon.server.effective_port}"
     before = fetch(url, "/").body.decode()
     smtp.handler.refuse[MILJA] = REFUSAL_SENT

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from klash_sync.daemon import Daemon
-from klash_sync.settings import Settings
 from klash_sync.timing import FakeClock
 
 from .conftest import fetch
-from .invite_helpers import ADDRESSES, header, read, session, smtp, timed
-from .smtp_server import PASSWORD, USERNAME
+from .invite_helpers import ADDRESSES, header, read, session, smtp, start_invite_daemon, timed
+from .smtp_server import PASSWORD
 from .test_daemon import settle
 
 __all__ = ["smtp"]
@@ -41,17 +39,7 @@ def programme(first: str = "10:00", *, milja_email: str = MILJA) -> str:
 @pytest.fixture
 def rig(tmp_path: Path, smtp, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", str(smtp.cert))
-    path = tmp_path / "programme.toml"
-    path.write_text(programme(), encoding="utf-8")
-    clock = FakeClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
-    settings = Settings(programme=path, state_dir=tmp_path / "state", host="127.0.0.1", port=0,
-                        embedded_caldav=False, request_timeout=3, unhealthy_after=60,
-                        sync_interval=3600, debounce=1.0, retry_max=60, invite_delay=DELAY,
-                        smtp_url=smtp.url, smtp_username=USERNAME, smtp_password=PASSWORD,
-                        _env_file=None)  # type: ignore[call-arg]
-    daemon = Daemon(settings, clock=clock)
-    daemon.start()
-    settle(daemon)
+    daemon, clock, path = start_invite_daemon(tmp_path, smtp, programme(), delay=DELAY)
     yield daemon, clock, smtp, path
     daemon.stop()
 

@@ -1,18 +1,10 @@
 // Reads an iCalendar document on stdin with ical.js and prints its events as JSON.
 // Time zones come only from the document's own VTIMEZONEs, as in a real client.
-import ICAL from "ical.js";
+import { ICAL, readRoot, time } from "./ical_stdin.mjs";
 
-let input = "";
-process.stdin.setEncoding("utf8");
-for await (const chunk of process.stdin) input += chunk;
-
-const root = new ICAL.Component(ICAL.parse(input));
-for (const vtz of root.getAllSubcomponents("vtimezone")) {
-  ICAL.TimezoneService.register(new ICAL.Timezone(vtz));
-}
+const root = await readRoot();
 const events = root.getAllSubcomponents("vevent").map((vevent) => {
   const event = new ICAL.Event(vevent);
-  const time = (t) => (t.isDate ? t.toString() : t.toJSDate().toISOString());
   return {
     uid: event.uid,
     summary: event.summary,
