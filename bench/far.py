@@ -40,13 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.davserver import PASSWORD  # noqa: E402
-from klash_sync.config import parse  # noqa: E402
-from klash_sync.feeds import publish  # noqa: E402
-from klash_sync.plan import safe_name  # noqa: E402
+from klash_sync.deliver.caldav.calendar import _slug  # noqa: E402
+from klash_sync.deliver.caldav.plan import safe_name  # noqa: E402
+from klash_sync.deliver.caldav.sync import Syncer  # noqa: E402
+from klash_sync.programme.load import parse  # noqa: E402
+from klash_sync.service.publish import publish  # noqa: E402
 from klash_sync.settings import Settings  # noqa: E402
-from klash_sync.state import Store  # noqa: E402
-from klash_sync.sync import Syncer  # noqa: E402
-from klash_sync.targets.caldav import _slug  # noqa: E402
+from klash_sync.state.store import Store  # noqa: E402
 
 BEGIN = "<!-- far servers: begin -->"
 END = "<!-- far servers: end -->"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from klash_sync.live import Live
-from klash_sync.server import bind, bound_url, serve, shutdown
+from klash_sync.service.live import Live
 from klash_sync.settings import Settings
-from klash_sync.web import App
+from klash_sync.web.app import App
+from klash_sync.web.server import bind, bound_url, serve, shutdown
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "programme.toml"
@@ -138,11 +138,11 @@ def synced_embedded_site(serve_live, tmp_path: Path) -> EmbeddedSite:
     """Our server with /dav/ mounted and the shipped programme synced into its calendars."""
     from datetime import UTC, datetime
 
-    from klash_sync.config import load
-    from klash_sync.feeds import publish
-    from klash_sync.state import Store
-    from klash_sync.sync import Syncer
-    from klash_sync.targets.embedded import Embedded
+    from klash_sync.deliver.caldav.sync import Syncer
+    from klash_sync.embedded.mount import Embedded
+    from klash_sync.programme.load import load
+    from klash_sync.service.publish import publish
+    from klash_sync.state.store import Store
 
     state = tmp_path / "state"
     embedded = Embedded(state)

@@ -117,9 +117,9 @@ def start_invite_daemon(tmp_path, smtp, text: str, *, delay: float):
     """A daemon on a FakeClock (2026-06-01 12:00 UTC) sending through ``smtp``, started and settled."""
     from datetime import UTC, datetime
 
-    from klash_sync.daemon import Daemon
+    from klash_sync.clock import FakeClock
+    from klash_sync.service.daemon import Daemon
     from klash_sync.settings import Settings
-    from klash_sync.timing import FakeClock
 
     from .smtp_server import PASSWORD, USERNAME
     from .test_daemon import settle

@@ -22,7 +22,7 @@ from typing import Any
 
 from waitress.server import create_server
 
-from klash_sync.server import serve, shutdown
+from klash_sync.web.server import serve, shutdown
 
 PASSWORDS = {"alice": "alice-pw-1234", "bob": "bob-pw-5678", "carol": "carol-pw-9012"}
 

@@ -21,11 +21,11 @@ import caldav
 import icalendar
 import pytest
 
-from klash_sync.config import parse
-from klash_sync.feeds import publish
+from klash_sync.deliver.caldav.sync import Syncer
+from klash_sync.programme.load import parse
+from klash_sync.service.publish import publish
 from klash_sync.settings import Settings
-from klash_sync.state import Store
-from klash_sync.sync import Syncer
+from klash_sync.state.store import Store
 
 from .conftest import ROOT, fetch
 from .servers import PASSWORDS, DavServer, Fault, foreign_event, start_radicale, start_xandikos

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
-from klash_sync.targets.embedded import SERVICE_USER, Embedded
+from klash_sync.embedded.mount import SERVICE_USER, Embedded
 
 from .conftest import fetch, synced_embedded_site
 

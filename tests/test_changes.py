@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree as ET
 
-from klash_sync.atom import ATOM, atom
-from klash_sync.changes import describe, when_text
-from klash_sync.config import parse
-from klash_sync.feeds import publish
-from klash_sync.state import Store
+from klash_sync.programme.load import parse
+from klash_sync.render.changes import describe, when_text
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
+from klash_sync.web.atom import ATOM, atom
 
 from .conftest import fetch, programme_text
 
@@ -62,7 +62,7 @@ def test_store_keeps_changes_from_the_second_version_on(tmp_path):
 
 
 def test_atom_feed_is_valid_and_escaped(tmp_path, serve_live):
-    from klash_sync.live import Live
+    from klash_sync.service.live import Live
 
     store = Store(tmp_path / "s.sqlite3")
     publish(parse(programme_text(VANTAA).encode(), "p"), store, now=T0, base_url="http://x")
@@ -89,7 +89,7 @@ def test_changes_logged_before_swedish_show_in_finnish_on_a_swedish_page(tmp_pat
     """A store made before Swedish existed gains the column; its entries fall back to Finnish."""
     import sqlite3
 
-    from klash_sync.changes import change_text
+    from klash_sync.render.changes import change_text
 
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from klash_sync.daemon import Daemon
+from klash_sync.clock import FakeClock
+from klash_sync.service.daemon import Daemon
 from klash_sync.settings import Settings
-from klash_sync.timing import FakeClock
 
 from .conftest import fetch
 from .servers import PASSWORDS, Fault, start_radicale

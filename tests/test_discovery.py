@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 import pytest
 from lxml import etree
 
-from klash_sync.config import load
-from klash_sync.feeds import publish
-from klash_sync.live import Live
+from klash_sync.deliver.caldav.sync import Syncer, desired_for
+from klash_sync.embedded.mount import SERVICE_USER, Embedded
+from klash_sync.programme.load import load
+from klash_sync.service.live import Live
+from klash_sync.service.publish import publish
 from klash_sync.settings import Settings
-from klash_sync.state import Store
-from klash_sync.sync import Syncer, desired_for
-from klash_sync.targets.embedded import SERVICE_USER, Embedded
+from klash_sync.state.store import Store
 
 from .conftest import SHIPPED, fetch, synced_embedded_site
 from .servers import foreign_event

@@ -6,9 +6,9 @@ servers; these pin down the order and the limits exactly.
 
 from __future__ import annotations
 
-from klash_sync.dispatch import Due
-from klash_sync.plan import Desired
-from klash_sync.sync import Job
+from klash_sync.deliver.caldav.plan import Desired
+from klash_sync.deliver.caldav.sync import Job
+from klash_sync.service.dispatch import Due
 
 
 def job(key: str, host: str, body: bytes = b"v1", *, leaving: bool = False,

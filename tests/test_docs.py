@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from klash_sync.cli import build_parser
+from klash_sync.cli.main import build_parser
 from klash_sync.settings import Settings
 
 from .conftest import ROOT

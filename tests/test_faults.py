@@ -22,7 +22,7 @@ import icalendar
 import pytest
 
 from klash_sync.settings import Settings
-from klash_sync.state import Store
+from klash_sync.state.store import Store
 
 from .conftest import ROOT, fetch
 from .servers import PASSWORDS, Fault, TcpProxy, foreign_event, start_radicale

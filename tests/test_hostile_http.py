@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from klash_sync.config import load
-from klash_sync.feeds import publish
-from klash_sync.live import Live
-from klash_sync.state import Store
-from klash_sync.targets.embedded import Embedded
+from klash_sync.embedded.mount import Embedded
+from klash_sync.programme.load import load
+from klash_sync.service.live import Live
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
 
 from .conftest import SHIPPED, fetch
 
@@ -154,9 +154,9 @@ def _send_once(port: int, data: bytes) -> tuple[int, bytes]:
 def site(tmp_path_factory):
     import threading
 
-    from klash_sync.server import bind, serve, shutdown
     from klash_sync.settings import Settings
-    from klash_sync.web import App
+    from klash_sync.web.app import App
+    from klash_sync.web.server import bind, serve, shutdown
 
     tmp = tmp_path_factory.mktemp("hostile")
     live = Live()

@@ -181,8 +181,8 @@ def test_hostile_mentor_ids_are_refused(write_programme, ident):
 
 
 def test_hrefs_stay_inside_the_collection():
-    from klash_sync.plan import safe_name
-    from klash_sync.targets.caldav import _inside
+    from klash_sync.deliver.caldav.calendar import _inside
+    from klash_sync.deliver.caldav.plan import safe_name
 
     col = "http://h/dav/cal/"
     assert _inside(col, "/dav/cal/a.ics")

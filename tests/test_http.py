@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from klash_sync.config import load
-from klash_sync.feeds import publish
-from klash_sync.http import http_date
-from klash_sync.live import Live
-from klash_sync.state import Store
+from klash_sync.programme.load import load
+from klash_sync.service.live import Live
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
+from klash_sync.web.http import http_date
 
 from .conftest import SHIPPED, fetch
 from .parsers import read_icaljs, read_vobject

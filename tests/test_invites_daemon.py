@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from klash_sync.daemon import Daemon
-from klash_sync.timing import FakeClock
+from klash_sync.clock import FakeClock
+from klash_sync.service.daemon import Daemon
 
 from .conftest import fetch
 from .invite_helpers import ADDRESSES, header, read, session, smtp, start_invite_daemon, timed

@@ -11,13 +11,13 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from klash_sync.atom import ATOM
-from klash_sync.config import load
-from klash_sync.feeds import publish
-from klash_sync.live import Live
-from klash_sync.page import _WEEKDAYS, LANGUAGE_NAMES, LANGUAGES, TEXTS
-from klash_sync.state import Store
-from klash_sync.tokens import FeedKeys, token
+from klash_sync.programme.load import load
+from klash_sync.service.live import Live
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
+from klash_sync.web.atom import ATOM
+from klash_sync.web.page import _WEEKDAYS, LANGUAGE_NAMES, LANGUAGES, TEXTS
+from klash_sync.web.tokens import FeedKeys, token
 
 from .conftest import ROOT, SHIPPED, fetch
 

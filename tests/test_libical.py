@@ -11,10 +11,10 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from klash_sync.config import load, parse
-from klash_sync.feeds import publish
-from klash_sync.state import Store
-from klash_sync.sync import desired_for
+from klash_sync.deliver.caldav.sync import desired_for
+from klash_sync.programme.load import load, parse
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
 
 from .conftest import ROOT, SHIPPED, programme_text
 from .test_hostile_programme import hostile_programme

@@ -23,9 +23,9 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from klash_sync.config import parse
-from klash_sync.feeds import publish
-from klash_sync.state import Store
+from klash_sync.programme.load import parse
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
 
 from .conftest import ROOT, fetch
 from .servers import start_radicale

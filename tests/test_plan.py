@@ -8,7 +8,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from klash_sync.plan import (
+from klash_sync.deliver.caldav.plan import (
     Adopt,
     Create,
     Delete,
@@ -20,7 +20,7 @@ from klash_sync.plan import (
     plan,
     safe_name,
 )
-from klash_sync.state import Item
+from klash_sync.state.store import Item
 
 COL = "/cal/"
 

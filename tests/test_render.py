@@ -8,9 +8,9 @@ from pathlib import Path
 import icalendar
 import pytest
 
-from klash_sync.config import load, parse
-from klash_sync.feeds import publish
-from klash_sync.state import Store
+from klash_sync.programme.load import load, parse
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
 
 from .conftest import SHIPPED, programme_text
 from .parsers import read_icaljs, read_vobject
@@ -204,8 +204,8 @@ def test_instants_around_dst_transitions_in_several_zones(store, zone, reader):
 
 def test_content_hash_of_rendering_equals_hash_of_stored_copy(store):
     """Syncs compare the hash we keep from rendering with one computed from a server's copy."""
-    from klash_sync.normalise import inspect
-    from klash_sync.sync import desired_for
+    from klash_sync.deliver.caldav.sync import desired_for
+    from klash_sync.render.normalise import inspect
 
     from .test_hostile_programme import hostile_programme
 

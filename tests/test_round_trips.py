@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from waitress.server import create_server
 
-from klash_sync.config import parse
-from klash_sync.feeds import publish
-from klash_sync.server import serve, shutdown
+from klash_sync.deliver.caldav.sync import Syncer
+from klash_sync.programme.load import parse
+from klash_sync.service.publish import publish
 from klash_sync.settings import Settings
-from klash_sync.state import Store
-from klash_sync.sync import Syncer
+from klash_sync.state.store import Store
+from klash_sync.web.server import serve, shutdown
 
 from .conftest import fetch
 from .servers import PASSWORDS, DavServer, TcpProxy, start_radicale, start_xandikos

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from klash_sync.daemon import Daemon
+from klash_sync.clock import FakeClock
+from klash_sync.service.daemon import Daemon
 from klash_sync.settings import Settings
-from klash_sync.timing import FakeClock
 
 from .servers import DavServer, start_radicale
 from .test_caldav_sync import ENV

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from klash_sync.timing import Backoff, Debouncer, FakeClock, Periodic
+from klash_sync.clock import FakeClock
+from klash_sync.service.timing import Backoff, Debouncer, Periodic
 
 
 def test_debounce_fires_once_after_the_burst_settles():

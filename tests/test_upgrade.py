@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from klash_sync.live import Live
-from klash_sync.targets.embedded import SERVICE_USER, Embedded
+from klash_sync.embedded.mount import SERVICE_USER, Embedded
+from klash_sync.service.live import Live
 
 from .conftest import ROOT, fetch, programme_text, run_cli
 from .servers import foreign_event

@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
-from klash_sync.config import load, parse
 from klash_sync.errors import ProgrammeError
+from klash_sync.programme.load import load, parse
 
 from .conftest import HEADER, SHIPPED, programme_text, run_cli
 

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from klash_sync.config import parse
-from klash_sync.feeds import publish
-from klash_sync.state import Store
-from klash_sync.vtimezone import vtimezone_bytes
+from klash_sync.programme.load import parse
+from klash_sync.render.vtimezone import vtimezone_bytes
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
 
 from .conftest import ROOT, programme_text
 from .parsers import read_icaljs, read_vobject

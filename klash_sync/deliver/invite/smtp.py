@@ -1,0 +1,195 @@
+"""Handing messages to an SMTP server with smtplib: TLS rules, login, and one-line answers.
+
+``smtp://host:587`` upgrades with STARTTLS and refuses to go on without it;
+``smtps://host:465`` starts in TLS. Plain text is allowed only to a loopback relay
+(a local Postfix) or when the operator says ``KLASH_SMTP_TLS=none``. Certificates are
+always verified against the system's trust store (``SSL_CERT_FILE`` adds one).
+
+Every answer becomes an ``Outcome`` with the server's own words on one line: 250 is
+delivered; 4xx, a dropped connection or no server at all are temporary (tried again
+later); 5xx is permanent for this message (an unknown recipient). The password is
+registered as a secret, so not even a library's exception can carry it into a log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from types import TracebackType
+from urllib.parse import unquote, urlsplit
+
+from klash_sync.errors import SettingsError
+from klash_sync.logs import redact, register_secret
+from klash_sync.settings import Settings
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    mode: str  # starttls | ssl | plain
+    username: str
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def smtp_config(settings: Settings) -> SmtpConfig | None:
+    """The SMTP server from KLASH_SMTP_*, or None when KLASH_SMTP_URL is empty."""
+    if not settings.smtp_url:
+        return None
+    parts = urlsplit(settings.smtp_url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise SettingsError("KLASH_SMTP_URL: write smtp://host:587 (STARTTLS) or smtps://host:465")
+    if parts.username or parts.password:
+        raise SettingsError("KLASH_SMTP_URL: put the login in KLASH_SMTP_USERNAME and "
+                            "KLASH_SMTP_PASSWORD(_FILE), not in the URL")
+    try:
+        port = parts.port or (465 if parts.scheme == "smtps" else 587)
+    except ValueError:
+        raise SettingsError("KLASH_SMTP_URL: the port is not a number") from None
+    host = unquote(parts.hostname)
+    if parts.scheme == "smtps":
+        mode = "ssl"
+    elif settings.smtp_tls == "none":
+        mode = "plain"
+    else:
+        mode = "starttls"
+    password = settings.smtp_secret()
+    register_secret(password)
+    if password and not settings.smtp_username:
+        raise SettingsError("KLASH_SMTP_PASSWORD is set but KLASH_SMTP_USERNAME is empty")
+    return SmtpConfig(host, port, mode, settings.smtp_username, password, settings.request_timeout)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    temporary: bool = False
+    answer: str = "250 OK"
+
+
+_ADDRESS = re.compile(r"[^\s<>\"'@,;:]+@[^\s<>\"',;:]+")
+
+
+def _one_line(code: int | None, text: object) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    words = " ".join(str(text).split())
+    # Servers quote the refused address ("<milja@example.fi>: Recipient address rejected");
+    # the answer is shown on the status page and /healthz, which name mentors by id only.
+    words = _ADDRESS.sub("(address)", words)
+    return redact(f"{code} {words}" if code else words)[:300]
+
+
+class Transport:
+    """One SMTP session, opened on first use and reused; reopened after a drop."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self._smtp.close()
+            self._smtp = None
+
+    def _open(self) -> smtplib.SMTP:
+        c = self.config
+        context = ssl.create_default_context()
+        if c.mode == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
+        try:
+            smtp.ehlo()
+            if c.mode == "starttls":
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+                elif not _loopback(c.host):
+                    raise smtplib.SMTPNotSupportedError(
+                        f"{c.host} offers no STARTTLS; refusing to send in plain text "
+                        "(KLASH_SMTP_TLS=none allows it)")
+            if c.username:
+                smtp.login(c.username, c.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def connect(self) -> Outcome:
+        """Open the session now; a failure here concerns every message alike."""
+        if self._smtp is not None:
+            return Outcome(True)
+        try:
+            self._smtp = self._open()
+        except smtplib.SMTPAuthenticationError as e:
+            return Outcome(False, True, "login refused: " + _one_line(e.smtp_code, e.smtp_error))
+        except smtplib.SMTPNotSupportedError as e:
+            return Outcome(False, True, _one_line(None, e))
+        except smtplib.SMTPResponseException as e:
+            return Outcome(False, True, _one_line(e.smtp_code, e.smtp_error))
+        except ssl.SSLError as e:
+            return Outcome(False, True, f"TLS failed with {self.config.host}: {e.reason or e}")
+        except (OSError, smtplib.SMTPException) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+            if isinstance(e, socket.timeout | TimeoutError):
+                reason = "no answer in time"
+            return Outcome(False, True, _one_line(
+                None, f"cannot reach {self.config.host}:{self.config.port} ({reason})"))
+        return Outcome(True)
+
+    def send(self, msg: EmailMessage, sender: str, recipient: str) -> Outcome:
+        """Hand one message for one recipient to the server; the answer as an Outcome."""
+        opened = self.connect()
+        if not opened.ok:
+            return opened
+        assert self._smtp is not None
+        try:
+            refused = self._smtp.send_message(msg, from_addr=sender, to_addrs=[recipient])
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = next(iter(e.recipients.values()))
+            if code == 421:  # smtplib has closed the connection: open a new one next time
+                self._drop()
+            return Outcome(False, 400 <= code < 500, _one_line(code, text))
+        except smtplib.SMTPResponseException as e:
+            if e.smtp_code == 421 or e.smtp_code < 500:
+                self._drop()
+                return Outcome(False, True, _one_line(e.smtp_code, e.smtp_error))
+            return Outcome(False, False, _one_line(e.smtp_code, e.smtp_error))
+        except (smtplib.SMTPServerDisconnected, OSError) as e:
+            self._drop()
+            return Outcome(False, True, _one_line(None, f"connection lost ({e or type(e).__name__})"))
+        if refused:
+            code, text = next(iter(refused.values()))
+            return Outcome(False, 400 <= code < 500, _one_line(code, text))
+        return Outcome(True)
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None

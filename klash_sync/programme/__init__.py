@@ -1,0 +1,7 @@
+"""The programme: what organisers wrote, as checked, frozen data.
+
+``model`` is the schema (pydantic, no I/O); ``load`` turns ``programme.toml`` into a
+``Programme`` or a ``ProgrammeError`` that lists every problem with file, line and field.
+
+May import: the foundation (``errors``, ``settings``, ``logs``, ``clock``). Nothing above.
+"""

@@ -1,1 +1,0 @@
-"""Calendar servers we push to: any CalDAV server, and the embedded Radicale."""
