@@ -11,11 +11,12 @@ prints those without a traceback; anything else is a bug and is reported as one.
      │    ├── StateError               the state directory cannot be used (rights, lock, disk)
      │    │    └── StateBusy           another klash-sync holds the state directory
      │    └── MassDeleteRefused        a sync would wipe most of a calendar
-     └── TargetError                   one calendar server failed (carries the mentor id)
+     └── TargetError                   a calendar server failed (the caller names the calendar)
           ├── TargetUnreachable        connection refused, timeout, DNS, TLS
           ├── TargetAuthError          401 / 403
           ├── TargetProtocolError      malformed answers, unexpected status codes
-          └── TargetConflict           a precondition kept failing after re-reads
+          ├── TargetConflict           a precondition kept failing after re-reads
+          └── PreconditionFailed       412 on one write: internal, the sync re-reads (never shown)
 """
 
 from __future__ import annotations
@@ -84,12 +85,15 @@ class MassDeleteRefused(UserError):
 
 
 class TargetError(KlashError):
-    """A calendar server failed. ``reason`` is one line, free of secrets."""
+    """A calendar server failed. ``reason`` is one line, free of secrets.
 
-    def __init__(self, reason: str, *, calendar: str = "") -> None:
+    It does not name the calendar: the code that runs a calendar's sync catches it and
+    says whose calendar it was (``calendar of <mentor>: <reason>``).
+    """
+
+    def __init__(self, reason: str) -> None:
         self.reason = reason
-        self.calendar = calendar
-        super().__init__(f"{calendar}: {reason}" if calendar else reason)
+        super().__init__(reason)
 
 
 class TargetUnreachable(TargetError):
@@ -106,3 +110,13 @@ class TargetProtocolError(TargetError):
 
 class TargetConflict(TargetError):
     """A conditional write kept failing: someone else keeps changing the resource."""
+
+
+class PreconditionFailed(TargetError):
+    """412: the resource is not in the state a conditional write assumed.
+
+    Internal to the CalDAV channel: the sync catches it, re-reads the resource and
+    tries again, and after repeated failures raises ``TargetConflict`` instead. It
+    never reaches a user; it is a ``TargetError`` so that one that escaped a bug is
+    still reported as that calendar's failure, not as a crash.
+    """

@@ -1,16 +1,8 @@
 """The embedded CalDAV server: Radicale as a WSGI library, mounted by our server at /dav/.
 
 Mentors without a CalDAV server of their own get a calendar here, so the whole job
-works on a fresh machine. Access is always authenticated (Radicale's
-``auth.type = none`` would let anyone read every calendar):
-
-* the service writes with its own account, ``klash.service`` (a name no mentor id
-  can take, since ids cannot contain dots), whose random password lives in a 0600
-  file in the state directory;
-* each mentor gets a read-only login, user name = mentor id, to their own calendar
-  and nothing else;
-* passwords are stored only as bcrypt hashes in Radicale's htpasswd file, which
-  Radicale compares with ``bcrypt.checkpw`` (constant time) and delays failures.
+works on a fresh machine. Access is always authenticated; the accounts (the
+service's, one read-only login per mentor) and their rights are kept by ``accounts``.
 
 The layout is the one calendar apps discover from the server address alone (RFC 6764
 and RFC 4791 section 6.2): a mentor's principal is ``/dav/<mentor-id>/``, which is also
@@ -28,63 +20,27 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import bcrypt
+from klash_sync.embedded.accounts import SERVICE_USER, Accounts
 
-from klash_sync.logs import register_secret
+__all__ = ["CALENDAR", "MOUNT", "SERVICE_USER", "Embedded"]
 
 log = logging.getLogger(__name__)
 
-SERVICE_USER = "klash.service"
 MOUNT = "/dav"
-CALENDAR = "klash"  # the one calendar in each mentor's home
+CALENDAR = "klash"  # the one calendar in each mentor's home (the rights file names it too)
 _MENTOR_ID = re.compile(r"[a-z0-9-]{1,64}")
 # Before the move: /klash.service/<mentor-id>/..., as seen by Radicale below the mount.
 _OLD_PLACE = re.compile(r"^/klash\.service/(?P<id>[a-z0-9-]{1,64})/(?P<rest>.*)$", re.DOTALL)
 _READS = frozenset({"GET", "HEAD", "PROPFIND", "REPORT", "OPTIONS"})
 
-# Mentors: R on their principal (a plain collection), r on the calendar in it ("klash" is
-# CALENDAR); the service: everything.
-_RIGHTS = """\
-# Written by klash-sync; edits are overwritten at start.
-[service]
-user: klash\\.service
-collection: .*
-permissions: RrWw
 
-[root]
-user: .+
-collection:
-permissions: R
-
-[own-principal]
-user: ([a-z0-9-]+)
-collection: {0}
-permissions: R
-
-[own-calendar]
-user: ([a-z0-9-]+)
-collection: {0}/klash
-permissions: r
-"""
-
-
-def _write_private(path: Path, data: str) -> None:
-    """Write a file readable by its owner only, atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(data)
-    tmp.replace(path)
-
-
-class Embedded:
+class Embedded(Accounts):
     """Radicale configured for klash-sync, with its accounts, under ``state_dir/dav``.
 
     ``prefix`` is the path of the public URL (``/klash`` for ``https://host/klash``): behind
@@ -108,8 +64,7 @@ class Embedded:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.storage / "collection-root").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.service_password = self._service_password()
-        if not self.rights.exists() or self.rights.read_text(encoding="utf-8") != _RIGHTS:
-            self.rights.write_text(_RIGHTS, encoding="utf-8")
+        self._ensure_rights()
         self._ensure_service_account()
         self.migrate()
 
@@ -117,62 +72,6 @@ class Embedded:
     def is_set_up(state_dir: Path) -> bool:
         """Whether a writer has created the embedded server's storage and service account."""
         return (state_dir / "dav" / "service.password").exists()
-
-    # ------------------------------------------------------------ accounts
-
-    def _service_password(self) -> str:
-        path = self.root / "service.password"
-        if path.exists() or self.readonly:
-            password = path.read_text(encoding="utf-8").strip()
-        else:
-            password = secrets.token_urlsafe(32)
-            _write_private(path, password + "\n")
-        register_secret(password)
-        return password
-
-    def _accounts(self) -> dict[str, str]:
-        if not self.htpasswd.exists():
-            return {}
-        accounts = {}
-        for line in self.htpasswd.read_text(encoding="utf-8").splitlines():
-            user, sep, digest = line.partition(":")
-            if sep:
-                accounts[user] = digest
-        return accounts
-
-    def _save(self, accounts: dict[str, str]) -> None:
-        _write_private(self.htpasswd, "".join(f"{u}:{h}\n" for u, h in sorted(accounts.items())))
-
-    def _ensure_service_account(self) -> None:
-        with self._lock:
-            accounts = self._accounts()
-            digest = accounts.get(SERVICE_USER)
-            if digest and bcrypt.checkpw(self.service_password.encode(), digest.encode()):
-                return
-            accounts[SERVICE_USER] = _hash(self.service_password)
-            self._save(accounts)
-
-    def has_login(self, mentor_id: str) -> bool:
-        return mentor_id in self._accounts()
-
-    def set_password(self, mentor_id: str) -> str:
-        """Give a mentor a new random read-only password; return it (shown once, never stored)."""
-        password = secrets.token_urlsafe(12)
-        with self._lock:
-            accounts = self._accounts()
-            accounts[mentor_id] = _hash(password)
-            self._save(accounts)
-        return password
-
-    def remove_logins(self, keep: Iterable[str]) -> list[str]:
-        """Remove the logins of mentors no longer in the programme."""
-        wanted = set(keep) | {SERVICE_USER}
-        with self._lock:
-            accounts = self._accounts()
-            gone = sorted(u for u in accounts if u not in wanted)
-            if gone:
-                self._save({u: h for u, h in accounts.items() if u in wanted})
-        return gone
 
     # ------------------------------------------------------------- storage
 
@@ -320,9 +219,4 @@ def _sync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _hash(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
-
 

@@ -1,10 +1,12 @@
 """Records the state store hands out, as plain values that every floor above may read:
-a session's revision, and one entry of the change log."""
+a session's revision, the outcome of recording a programme version, one event of ours
+on a calendar, a calendar we write to, and one entry of the change log."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -21,6 +23,36 @@ class Revision:
     def zero(cls) -> Revision:
         """A fixed revision for fingerprints, where only the content must count."""
         return cls(0, _EPOCH, _EPOCH)
+
+
+@dataclass
+class Revised:
+    """The outcome of recording a programme version in the store."""
+
+    revisions: dict[str, Revision]
+    happened: dict[str, str]  # session id -> added | changed | removed | restored
+    previous: dict[str, dict[str, Any] | None]  # summaries of changed and removed sessions, before
+    first: bool  # the store knew no sessions: this is the initial import
+
+
+@dataclass(frozen=True)
+class Item:
+    """One event of ours on one calendar, as the server last confirmed it."""
+
+    uid: str
+    href: str
+    etag: str | None
+    hash: str
+
+
+@dataclass(frozen=True)
+class CalendarRecord:
+    """A calendar we write to: its key, its mentor, how to reach it (no secrets), its URL."""
+
+    key: str
+    mentor: str
+    target: dict[str, Any]
+    url: str | None
 
 
 @dataclass(frozen=True)
