@@ -1,0 +1,254 @@
+"""The words stay true: the README and the settings example agree with the code.
+
+A new operator copies what the README shows: the settings example, the nginx snippet for
+the static site, the lines `validate` and the change log print. Each of those is taken
+from the file itself and checked against the code or run for real (Debian's nginx on a
+free loopback port), so that an edit of either side that makes them disagree fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from klash_sync.programme.load import parse
+from klash_sync.render.changes import describe, summary
+from klash_sync.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+EXAMPLE = (ROOT / "config" / "klash-sync.env.example").read_text(encoding="utf-8")
+SHIPPED = ROOT / "config" / "programme.toml"
+# Not settings: the programme names these (a mentor's `password_env`), one per mentor.
+PASSWORD_VARIABLES = "KLASH_PW_"
+
+
+def env_names() -> dict[str, str]:
+    """Settings field name for each ``KLASH_*`` variable."""
+    return {f"KLASH_{name.upper()}": name for name in Settings.model_fields}
+
+
+def is_unset(default: Any) -> bool:
+    return default is None or default == ""
+
+
+def same_as_default(name: str, text: str) -> bool:
+    """Does ``text``, read as the setting's value, give the setting's default?"""
+    field = Settings.model_fields[name]
+    value = TypeAdapter(field.annotation).validate_python(text)
+    return bool(value == field.default)
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
+    return subprocess.run([sys.executable, "-m", "klash_sync", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+# ------------------------------------------------------------ the settings example
+
+
+def example_entries() -> dict[str, tuple[str, str]]:
+    """``KLASH_X`` -> (value shown, the comment lines just above it)."""
+    entries: dict[str, tuple[str, str]] = {}
+    comment: list[str] = []
+    for line in EXAMPLE.splitlines():
+        match = re.fullmatch(r"# (KLASH_[A-Z_]+)=(.*)", line)
+        if match:
+            entries[match[1]] = (match[2], " ".join(comment))
+            comment = []
+        elif line.startswith("#"):
+            comment.append(line)
+        else:
+            comment = []
+    return entries
+
+
+def test_the_settings_example_shows_every_setting_with_its_default():
+    entries = example_entries()
+    for env, name in env_names().items():
+        assert env in entries, f"{env} is missing from config/klash-sync.env.example"
+        value, comment = entries[env]
+        default = Settings.model_fields[name].default
+        if is_unset(default):
+            assert value == "", f"{env} has no default, the example shows {value!r}"
+            assert "no default" in comment.lower(), f"{env}: say 'no default' above it"
+        else:
+            assert same_as_default(name, value), f"{env}={value} is not the default {default!r}"
+
+
+def test_the_settings_example_names_nothing_that_is_not_a_setting():
+    settings = env_names()
+    for env in example_entries():
+        assert env in settings or env.startswith(PASSWORD_VARIABLES), env
+
+
+def test_no_value_in_the_settings_example_carries_a_comment():
+    """systemd's EnvironmentFile would take `# …` after a value as part of the value."""
+    for env, (value, _) in example_entries().items():
+        assert "#" not in value, env
+
+
+# ------------------------------------------------------------ the README's settings
+
+
+def settings_table() -> dict[str, str]:
+    """``KLASH_X`` -> its default cell, from the README's settings table."""
+    rows = re.findall(r"^\| `(KLASH_[A-Z_]+)` \| ([^|]+) \|", README, re.M)
+    return {env: cell.strip() for env, cell in rows}
+
+
+def test_the_readme_settings_table_lists_every_setting_with_its_default():
+    table = settings_table()
+    for env, name in env_names().items():
+        assert env in table, f"{env} is missing from the README's settings table"
+        default = Settings.model_fields[name].default
+        cell = table[env]
+        if env == "KLASH_PUBLIC_URL":
+            # Unset, the listening address stands in, as the table says.
+            assert cell == "`http://HOST:PORT`"
+            assert Settings(host="h.example", port=1234).base_url == "http://h.example:1234"
+        elif is_unset(default):
+            assert cell == "none", env
+        else:
+            assert cell.startswith("`"), env
+            assert cell.endswith("`"), env
+            assert same_as_default(name, cell.strip("`")), f"{env}: {cell} is not {default!r}"
+    assert set(table) == set(env_names())
+
+
+def test_every_klash_variable_the_readme_names_is_a_setting():
+    named = set(re.findall(r"KLASH_[A-Z_]*[A-Z]", README))
+    unknown = {n for n in named if n not in env_names() and not n.startswith(PASSWORD_VARIABLES)}
+    assert not unknown, f"the README names variables that are no settings: {sorted(unknown)}"
+
+
+# ------------------------------------------------------------ what the commands print
+
+
+def test_the_readme_validate_example_is_what_validate_prints(tmp_path):
+    shown = re.search(r"with the\s+Vantaa session's date written as `(date = [^`]+)`:\s+```\n(.*?)\n```",
+                      README, re.S)
+    assert shown, "the README's validate example"
+    edit, line = shown[1], shown[2]
+    config = tmp_path / "config"
+    config.mkdir()
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert text.count("date = 2019-10-08\n") == 1
+    (config / "programme.toml").write_text(text.replace("date = 2019-10-08\n", edit + "\n"))
+    result = run_cli("validate", cwd=tmp_path)
+    assert line in result.stderr.splitlines(), result.stderr
+
+
+def test_the_readme_change_log_example_is_what_the_code_writes():
+    shown = re.search(r'moving the Vantaa session .*? shows\s+"([^"]+)"\s+and\s+"([^"]+)"', README, re.S)
+    assert shown, "the README's change-log example"
+    moved, cancelled = shown[1].replace("\n", " "), shown[2].replace("\n", " ")
+
+    text = SHIPPED.read_text(encoding="utf-8")
+    # The edit the README describes: Vantaa from 8.10. (all day) to 9.10. 9–12, and the
+    # joint session of 15.10. cancelled.
+    edited = text.replace("date = 2019-10-08\n",
+                          "start = 2019-10-09T09:00:00\nend = 2019-10-09T12:00:00\n")
+    edited = edited.replace("date = 2019-10-15\n", 'date = 2019-10-15\nstatus = "cancelled"\n')
+    assert edited.count("2019-10-09T") == 2
+    assert edited.count('status = "cancelled"') == text.count('status = "cancelled"') + 1
+    before, after = parse(text.encode(), "before.toml"), parse(edited.encode(), "after.toml")
+
+    def sentence(session_id: str) -> str:
+        old = next(s for s in before.sessions if s.id == session_id)
+        new = next(s for s in after.sessions if s.id == session_id)
+        fi, _en, _sv = describe("changed", summary(old, before), summary(new, after))
+        return fi
+
+    assert sentence("vantaa-2019-10-08") == moved
+    assert sentence("yhteinen-2019-10-15") == cancelled
+
+
+# ------------------------------------------------------------ the nginx snippet
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+
+
+def nginx_serving(tmp: Path, snippet: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's nginx on a free loopback port with ``snippet`` as its one server's body."""
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(exe).exists(), "Debian's nginx is needed (.ci/run installs it)"
+    port = free_port()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "".join(f"  {kind}_temp_path {tmp}/nginx-{kind};\n"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = tmp / "nginx.conf"
+    conf.write_text(
+        f"{user}worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/nginx-error.log;\n"
+        "events { worker_connections 64; }\n"
+        f"http {{\n  access_log off;\n{temp}"
+        f"  server {{\n    listen 127.0.0.1:{port};\n{snippet}\n  }}\n}}\n")
+    proc = subprocess.Popen([exe, "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"],
+                            stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"nginx stopped: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            get(url + "/")
+            return proc, url
+        except OSError:
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.05)
+
+
+def test_the_readme_nginx_snippet_serves_the_static_site_with_the_right_types(tmp_path):
+    blocks = re.findall(r"```nginx\n(.*?)\n```", README, re.S)
+    assert len(blocks) == 1, "one nginx snippet in the README"
+    site = tmp_path / "site"
+    exported = run_cli("export", "--all", str(site), "--programme", str(SHIPPED),
+                       "--state-dir", str(tmp_path / "state"), cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert "/srv/klash/site" in blocks[0]
+    proc, url = nginx_serving(tmp_path, blocks[0].replace("/srv/klash/site", str(site)))
+    try:
+        feeds = sorted(p.relative_to(site).as_posix() for p in site.glob("feeds/**/*.ics"))
+        assert "feeds/programme.ics" in feeds
+        assert "feeds/mentors/milja-kopsi.ics" in feeds
+        assert "feeds/municipalities/vantaa.ics" in feeds
+        for feed in feeds:
+            status, headers, body = get(f"{url}/{feed}")
+            assert status == 200
+            assert body == (site / feed).read_bytes()
+            assert headers["content-type"].split(";")[0] == "text/calendar", feed
+        # gzip_static serves the export's .gz twin to clients that take gzip.
+        _, headers, body = get(f"{url}/feeds/programme.ics", {"Accept-Encoding": "gzip"})
+        assert headers.get("content-encoding") == "gzip"
+        assert body == (site / "feeds" / "programme.ics.gz").read_bytes()
+        for atom in ("changes.atom", "changes.en.atom", "changes.sv.atom"):
+            _, headers, _ = get(f"{url}/{atom}")
+            assert headers["content-type"].split(";")[0] == "application/atom+xml", atom
+        for page in ("/", "/index.en.html", "/index.sv.html", "/mentors/milja-kopsi.html"):
+            _, headers, body = get(url + page)
+            assert headers["content-type"].split(";")[0] == "text/html", page
+            assert body.lower().startswith(b"<!doctype html>"), page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
