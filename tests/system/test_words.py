@@ -252,3 +252,26 @@ def test_the_readme_nginx_snippet_serves_the_static_site_with_the_right_types(tm
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# ------------------------------------------------------------ ARCHITECTURE.md
+
+
+def test_the_folder_map_names_every_package_and_module():
+    """A module added without a word in ARCHITECTURE.md's folder map fails here."""
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `([a-z_/]+(?:\.py|/))` \| (.+) \|$", text, re.M))
+    package = ROOT / "klash_sync"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.name in ("__init__.py", "__main__.py"):
+            continue
+        if len(relative.parts) == 1:
+            if relative.name not in rows:
+                missing.append(relative.as_posix())
+            continue
+        row = rows.get(relative.parent.as_posix() + "/", "")
+        if not re.search(rf"`{relative.stem}[`.]", row):
+            missing.append(relative.as_posix())
+    assert not missing, f"not in ARCHITECTURE.md's folder map: {missing}"
