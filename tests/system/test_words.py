@@ -15,10 +15,12 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
 from pydantic import TypeAdapter
 
 from klash_sync.programme.load import parse
@@ -275,3 +277,12 @@ def test_the_folder_map_names_every_package_and_module():
         if not re.search(rf"`{relative.stem}[`.]", row):
             missing.append(relative.as_posix())
     assert not missing, f"not in ARCHITECTURE.md's folder map: {missing}"
+
+
+def test_the_readme_says_why_each_dependency():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    section = README.split("### Why each dependency", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| ([a-z][^|]*?) \|", section, re.M)
+    named = {name.strip() for row in rows for name in row.split(",")}
+    for requirement in project["dependencies"]:
+        assert Requirement(requirement).name in named, requirement
