@@ -286,3 +286,18 @@ def test_the_readme_says_why_each_dependency():
     named = {name.strip() for row in rows for name in row.split(",")}
     for requirement in project["dependencies"]:
         assert Requirement(requirement).name in named, requirement
+
+
+def test_the_readme_schema_tables_name_every_field_of_the_programme():
+    from klash_sync.programme.model import CalDAVTarget, Mentor, ProgrammeInfo, Session
+
+    schema = README.split("### Schema", 1)[1].split("\n## ", 1)[0]
+    for heading, model in (("`[programme]`", ProgrammeInfo), ("`[[mentors]]`", Mentor),
+                           ("`[mentors.caldav]`", CalDAVTarget), ("`[[sessions]]`", Session)):
+        table = "|" + schema.split(heading, 1)[1].split("\n\n|", 1)[1].split("\n\n", 1)[0]
+        keys = {k for cell in re.findall(r"^\| ([^|]+) \|", table, re.M)
+                for k in re.findall(r"`([a-z_]+)`", cell)}
+        assert keys, heading
+        assert keys <= set(model.model_fields), (heading, keys - set(model.model_fields))
+        for field in model.model_fields:
+            assert field in keys or f"`{field}`" in table, (heading, field)
