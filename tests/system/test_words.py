@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -301,3 +302,42 @@ def test_the_readme_schema_tables_name_every_field_of_the_programme():
         assert keys <= set(model.model_fields), (heading, keys - set(model.model_fields))
         for field in model.model_fields:
             assert field in keys or f"`{field}`" in table, (heading, field)
+
+
+# ------------------------------------------------------------ what `serve` serves
+
+
+def test_serve_serves_what_the_readme_says_and_nothing_more(tmp_path):
+    said = re.search(r"`klash-sync serve` serves the page, the feeds and\s+`/changes.atom` only: "
+                     r"no (.*?)\.\n", README, re.S)
+    assert said, "the README's sentence on `klash-sync serve`"
+    absent = re.findall(r"`(/[^`]*)`", said[1])
+    assert "/healthz" in absent
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "klash_sync", "serve", "--port", str(port), "--programme", str(SHIPPED),
+         "--state-dir", str(tmp_path / "state")],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                get(url + "/")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.05)
+        for path in ("/", "/feeds/programme.ics", "/changes.atom", "/mentors/milja-kopsi"):
+            assert get(url + path)[0] == 200, path
+        for path in absent:
+            try:
+                status = get(url + path)[0]
+            except urllib.error.HTTPError as e:
+                status = e.code
+            assert status == 404, path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
