@@ -7,7 +7,7 @@ beside it and the symlink is replaced with one rename, so a web server never see
 half-written export. Feed files carry the feed's Last-Modified as their mtime and a
 pre-compressed ``.gz`` twin (nginx ``gzip_static on``), so ETags and 304s stay stable
 across exports of an unchanged programme. The README's nginx snippet for this folder
-is run against an export by tests/system/test_words.py.
+is run against an export by tests/system/test_words_served.py.
 """
 
 from __future__ import annotations

@@ -1,23 +1,19 @@
-"""The words stay true: the README and the settings example agree with the code.
+"""The words stay true: the README, the settings example and ARCHITECTURE.md agree with the code.
 
-A new operator copies what the README shows: the settings example, the nginx snippet for
-the static site, the lines `validate` and the change log print. Each of those is taken
-from the file itself and checked against the code or run for real (Debian's nginx on a
-free loopback port), so that an edit of either side that makes them disagree fails here.
+A new operator copies what the README shows: the settings example, the lines `validate`
+and the change log print, the schema and settings tables, the Docker and systemd
+recipes. Each of those is taken from the file itself and checked against the code (or
+the command is run), so that an edit of either side that makes them disagree fails
+here. The nginx snippet and what `serve` serves are run in test_words_served.py.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -178,86 +174,7 @@ def test_the_readme_change_log_example_is_what_the_code_writes():
     assert sentence("yhteinen-2019-10-15") == cancelled
 
 
-# ------------------------------------------------------------ the nginx snippet
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
-
-
-def nginx_serving(tmp: Path, snippet: str) -> tuple[subprocess.Popen[bytes], str]:
-    """Debian's nginx on a free loopback port with ``snippet`` as its one server's body."""
-    exe = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert Path(exe).exists(), "Debian's nginx is needed (.ci/run installs it)"
-    port = free_port()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp = "".join(f"  {kind}_temp_path {tmp}/nginx-{kind};\n"
-                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        f"{user}worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/nginx-error.log;\n"
-        "events { worker_connections 64; }\n"
-        f"http {{\n  access_log off;\n{temp}"
-        f"  server {{\n    listen 127.0.0.1:{port};\n{snippet}\n  }}\n}}\n")
-    proc = subprocess.Popen([exe, "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"],
-                            stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"nginx stopped: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            get(url + "/")
-            return proc, url
-        except OSError:
-            assert time.monotonic() < deadline, "nginx did not start"
-            time.sleep(0.05)
-
-
-def test_the_readme_nginx_snippet_serves_the_static_site_with_the_right_types(tmp_path):
-    blocks = re.findall(r"```nginx\n(.*?)\n```", README, re.S)
-    assert len(blocks) == 1, "one nginx snippet in the README"
-    site = tmp_path / "site"
-    exported = run_cli("export", "--all", str(site), "--programme", str(SHIPPED),
-                       "--state-dir", str(tmp_path / "state"), cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
-    assert "/srv/klash/site" in blocks[0]
-    proc, url = nginx_serving(tmp_path, blocks[0].replace("/srv/klash/site", str(site)))
-    try:
-        feeds = sorted(p.relative_to(site).as_posix() for p in site.glob("feeds/**/*.ics"))
-        assert "feeds/programme.ics" in feeds
-        assert "feeds/mentors/milja-kopsi.ics" in feeds
-        assert "feeds/municipalities/vantaa.ics" in feeds
-        for feed in feeds:
-            status, headers, body = get(f"{url}/{feed}")
-            assert status == 200
-            assert body == (site / feed).read_bytes()
-            assert headers["content-type"].split(";")[0] == "text/calendar", feed
-        # gzip_static serves the export's .gz twin to clients that take gzip.
-        _, headers, body = get(f"{url}/feeds/programme.ics", {"Accept-Encoding": "gzip"})
-        assert headers.get("content-encoding") == "gzip"
-        assert body == (site / "feeds" / "programme.ics.gz").read_bytes()
-        for atom in ("changes.atom", "changes.en.atom", "changes.sv.atom"):
-            _, headers, _ = get(f"{url}/{atom}")
-            assert headers["content-type"].split(";")[0] == "application/atom+xml", atom
-        for page in ("/", "/index.en.html", "/index.sv.html", "/mentors/milja-kopsi.html"):
-            _, headers, body = get(url + page)
-            assert headers["content-type"].split(";")[0] == "text/html", page
-            assert body.lower().startswith(b"<!doctype html>"), page
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-# ------------------------------------------------------------ ARCHITECTURE.md
+# ------------------------------------------------------ ARCHITECTURE.md, dependencies, schema
 
 
 def test_the_folder_map_names_every_package_and_module():
@@ -304,40 +221,44 @@ def test_the_readme_schema_tables_name_every_field_of_the_programme():
             assert field in keys or f"`{field}`" in table, (heading, field)
 
 
-# ------------------------------------------------------------ what `serve` serves
+# ------------------------------------------------------------ Docker and systemd
 
 
-def test_serve_serves_what_the_readme_says_and_nothing_more(tmp_path):
-    said = re.search(r"`klash-sync serve` serves the page, the feeds and\s+`/changes.atom` only: "
-                     r"no (.*?)\.\n", README, re.S)
-    assert said, "the README's sentence on `klash-sync serve`"
-    absent = re.findall(r"`(/[^`]*)`", said[1])
-    assert "/healthz" in absent
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "klash_sync", "serve", "--port", str(port), "--programme", str(SHIPPED),
-         "--state-dir", str(tmp_path / "state")],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            try:
-                get(url + "/")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.05)
-        for path in ("/", "/feeds/programme.ics", "/changes.atom", "/mentors/milja-kopsi"):
-            assert get(url + path)[0] == 200, path
-        for path in absent:
-            try:
-                status = get(url + path)[0]
-            except urllib.error.HTTPError as e:
-                status = e.code
-            assert status == 404, path
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+def test_the_readme_docker_words_match_the_dockerfile():
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    said = README.split("### Docker", 1)[1].split("### systemd", 1)[0]
+    assert "listens on `0.0.0.0:8080` inside the container" in said
+    assert "KLASH_HOST=0.0.0.0" in dockerfile
+    assert "KLASH_PORT=8080" in dockerfile
+    assert "EXPOSE 8080" in dockerfile
+    assert "state in the `/var/lib/klash-sync` volume" in said
+    assert "KLASH_STATE_DIR=/var/lib/klash-sync" in dockerfile
+    assert 'VOLUME ["/var/lib/klash-sync"]' in dockerfile
+    assert "`HEALTHCHECK` on `/healthz`" in said
+    assert re.search(r"^HEALTHCHECK .*\n.*/healthz", dockerfile, re.M)
+    assert "pinned by `constraints.txt`" in said
+    assert "-c constraints.txt" in dockerfile
+    # Non-root, with the uid the State section names for volume rights.
+    uid = re.search(r"uid (\d+) in our Dockerfile", README)
+    assert uid
+    assert f"--uid {uid[1]} " in dockerfile
+    assert re.search(r"^USER klash$", dockerfile, re.M)
+
+
+def test_the_readme_systemd_recipe_matches_the_unit():
+    unit = (ROOT / "deploy" / "klash-sync.service").read_text(encoding="utf-8")
+    said = README.split("### systemd", 1)[1].split("\n### ", 1)[0]
+    venv = re.search(r"python3 -m venv (\S+) ", said)
+    assert venv
+    assert f"ExecStart={venv[1]}/bin/klash-sync run" in unit
+    user = re.search(r"useradd --system --home (\S+) (\S+)", said)
+    assert user
+    assert f"User={user[2]}" in unit
+    assert f"WorkingDirectory={user[1]}" in unit
+    assert f"Environment=KLASH_STATE_DIR={user[1]}" in unit
+    assert "/etc/klash-sync/programme.toml" in said
+    assert "Environment=KLASH_PROGRAMME=/etc/klash-sync/programme.toml" in unit
+    assert "/etc/klash-sync/klash-sync.env" in said
+    assert "EnvironmentFile=-/etc/klash-sync/klash-sync.env" in unit
+    assert "reload klash-sync    # SIGHUP" in said
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
