@@ -144,3 +144,33 @@ def test_serve_serves_what_the_readme_says_and_nothing_more(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# ------------------------------------------------------------ the change log, as written
+
+
+def test_the_readme_change_log_example_is_what_an_export_publishes(tmp_path):
+    """The edit the README describes, published by `export --all` beside its state: the
+    Atom feed and the page carry the README's sentences (test_words.py checks the same
+    sentences against render.changes directly)."""
+    shown = re.search(r'moving the Vantaa session .*? shows\s+"([^"]+)"\s+and\s+"([^"]+)"', README, re.S)
+    assert shown, "the README's change-log example"
+    moved, cancelled = shown[1].replace("\n", " "), shown[2].replace("\n", " ")
+    config = tmp_path / "config"
+    config.mkdir()
+    text = SHIPPED.read_text(encoding="utf-8")
+    (config / "programme.toml").write_text(text)
+    first = run_cli("export", "--all", "site", "--state-dir", "state", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    edited = text.replace("date = 2019-10-08\n", "start = 2019-10-09T09:00:00\nend = 2019-10-09T12:00:00\n")
+    edited = edited.replace("date = 2019-10-15\n", 'date = 2019-10-15\nstatus = "cancelled"\n')
+    assert edited.count("2019-10-09T") == 2
+    (config / "programme.toml").write_text(edited)
+    second = run_cli("export", "--all", "site", "--state-dir", "state", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    atom = (tmp_path / "site" / "changes.atom").read_text(encoding="utf-8")
+    assert f"<title>{moved}</title>" in atom
+    assert f"<title>{cancelled}</title>" in atom
+    page = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert moved in page
+    assert cancelled in page
