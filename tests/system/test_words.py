@@ -149,6 +149,21 @@ def test_the_readme_validate_example_is_what_validate_prints(tmp_path):
     assert line in result.stderr.splitlines(), result.stderr
 
 
+def test_the_readme_words_on_skipped_and_repeated_hours_are_what_validate_prints(tmp_path):
+    said = re.search(r'does not exist with "([^"]+)", a time that\s+happens twice with the two offsets '
+                     r'to choose from \("([^"]+)"\)', README)
+    assert said, "the README's sentence on local times that do not exist or happen twice"
+    skipped, repeated = said[1], said[2].replace("\n", " ")
+    text = SHIPPED.read_text(encoding="utf-8")
+    for start, end, words in (("2020-03-29T03:30:00", "2020-03-29T05:00:00", skipped),
+                              ("2019-10-27T03:30:00", "2019-10-27T05:00:00", repeated)):
+        path = tmp_path / f"{start[:10]}.toml"
+        path.write_text(text.replace("date = 2019-10-08\n", f"start = {start}\nend = {end}\n"))
+        result = run_cli("validate", "--programme", str(path), cwd=tmp_path)
+        assert result.returncode != 0
+        assert words in result.stderr, result.stderr
+
+
 def test_the_readme_change_log_example_is_what_the_code_writes():
     shown = re.search(r'moving the Vantaa session .*? shows\s+"([^"]+)"\s+and\s+"([^"]+)"', README, re.S)
     assert shown, "the README's change-log example"
