@@ -90,17 +90,17 @@ def test_the_readme_nginx_snippet_serves_the_static_site_with_the_right_types(tm
             status, headers, body = get(f"{url}/{feed}")
             assert status == 200
             assert body == (site / feed).read_bytes()
-            assert headers["content-type"].split(";")[0] == "text/calendar", feed
+            assert headers["content-type"] == "text/calendar; charset=utf-8", feed
         # gzip_static serves the export's .gz twin to clients that take gzip.
         _, headers, body = get(f"{url}/feeds/programme.ics", {"Accept-Encoding": "gzip"})
         assert headers.get("content-encoding") == "gzip"
         assert body == (site / "feeds" / "programme.ics.gz").read_bytes()
         for atom in ("changes.atom", "changes.en.atom", "changes.sv.atom"):
             _, headers, _ = get(f"{url}/{atom}")
-            assert headers["content-type"].split(";")[0] == "application/atom+xml", atom
+            assert headers["content-type"] == "application/atom+xml; charset=utf-8", atom
         for page in ("/", "/index.en.html", "/index.sv.html", "/mentors/milja-kopsi.html"):
             _, headers, body = get(url + page)
-            assert headers["content-type"].split(";")[0] == "text/html", page
+            assert headers["content-type"] == "text/html; charset=utf-8", page
             assert body.lower().startswith(b"<!doctype html>"), page
     finally:
         proc.terminate()
