@@ -86,6 +86,22 @@ def test_the_settings_example_shows_every_setting_with_its_default():
             assert same_as_default(name, value), f"{env}={value} is not the default {default!r}"
 
 
+def test_the_settings_example_used_as_a_dotenv_file_gives_the_defaults(tmp_path, monkeypatch):
+    """Every shown value uncommented, as an operator would, and read the way klash-sync
+    reads `.env`: the settings are the defaults."""
+    for name in list(os.environ):
+        if name.startswith("KLASH_"):
+            monkeypatch.delenv(name)
+    lines = [f"{env}={value}" for env, (value, _) in example_entries().items()
+             if value and not env.startswith(PASSWORD_VARIABLES)]
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert len(lines) >= 15
+    settings = Settings(_env_file=dotenv)  # type: ignore[call-arg]  (a pydantic-settings init option)
+    for name, field in Settings.model_fields.items():
+        assert getattr(settings, name) == field.default, name
+
+
 def test_the_settings_example_names_nothing_that_is_not_a_setting():
     settings = env_names()
     for env in example_entries():
