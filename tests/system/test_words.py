@@ -230,6 +230,15 @@ def test_the_folder_map_names_every_package_and_module():
     assert not missing, f"not in ARCHITECTURE.md's folder map: {missing}"
 
 
+def test_the_floors_in_architecture_md_are_the_import_contract():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    layers = next(c["layers"] for c in contracts["tool"]["importlinter"]["contracts"]
+                  if c["type"] == "layers")
+    floors = " > ".join(layer.replace("klash_sync.", "") for layer in layers)
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    assert f"```\n{floors}\n```" in text, floors
+
+
 def test_the_readme_says_why_each_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     section = README.split("### Why each dependency", 1)[1].split("\n## ", 1)[0]
