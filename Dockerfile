@@ -3,7 +3,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY klash_sync ./klash_sync
-# Exact versions from constraints.txt: the image is reproducible and matches what CI tested.
+# Exact versions from constraints.txt: the image's Python packages are the ones CI tested
+# (the base image follows the python:3.11-slim tag).
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt .
 
 FROM python:3.11-slim

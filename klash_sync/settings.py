@@ -1,8 +1,10 @@
 """Operator settings: ``KLASH_*`` environment variables, also read from a ``.env`` file.
 
-The field descriptions are the documentation: ``klash-sync settings`` prints them and
-the README's table is the same text. Secrets (``KLASH_SECRET``) are ``SecretStr`` so
-that they never appear in a repr, a log line or an error.
+Each field's description says what it does; the README's settings table and
+``config/klash-sync.env.example`` list every field with its default, and
+tests/system/test_words.py keeps all three in step. Secrets (``KLASH_SECRET``,
+``KLASH_SMTP_PASSWORD``) are ``SecretStr`` so that they never appear in a repr, a log
+line or an error.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The programme as data: frozen pydantic models, and nothing that does I/O.
 
 These models are the schema of ``config/programme.toml``. Each field's description
-is the documentation an organiser reads (the README's schema table is generated
-from the same words), and each constraint exists so that a mistake is caught when
+is the documentation an organiser reads (the README's schema tables say the same,
+more briefly), and each constraint exists so that a mistake is caught when
 the file is loaded, never halfway through a sync. Checks that need the whole
 programme (unknown mentor ids, duplicate ids, time-zone gaps) live in
 ``load.check`` because they need the file's context to be reported well. The field

@@ -1,4 +1,4 @@
-"""What changed, in words: "Vantaa siirretty 8.10. → 9.10. 9–12", for people without calendars.
+"""What changed, in words ("…: siirretty 8.10. → 9.10. 9–12"), for people without calendars.
 
 Each applied programme version is compared, session by session, with the summary the
 state store kept of the version before. The sentences are built here, purely, in

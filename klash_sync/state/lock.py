@@ -3,13 +3,13 @@
 Two processes writing one state directory fight: each rewrites every event the
 other wrote, SEQUENCEs go up and down, the change log fills with bogus entries.
 So every command that writes (``run``, ``serve``, ``sync``, ``purge``, ``accounts``,
-``feeds rotate``, ``export --all``) holds an exclusive ``flock`` on
+``feeds rotate``, ``export --all``, ``invites --send``) holds an exclusive ``flock`` on
 ``STATE_DIR/klash-sync.lock`` for its whole life, and a second one stops at once
 with who holds it. The kernel drops the lock when the holder dies, even by
 kill -9, so a stale lock file never blocks anyone: only a live process does.
 
 Commands that change nothing (``plan``, ``validate``, ``export`` to a file or
-standard output, ``feeds``) take no lock and work beside a running daemon.
+standard output, ``feeds``, ``invites`` without ``--send``) take no lock and work beside a running daemon.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "unloaded_help": "Aiempaa toimivaa versiota ei ole tallessa, joten sivulla ja syötteissä "
                          "ei ole vielä mitään. Korjaa tiedosto; korjaus otetaan käyttöön heti.",
         "unloaded_loading": "Ohjelmaa luetaan.",
-        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        # --- the embedded calendar in a calendar app (discovery) ---
         "dav_title": "Lisää kalenteri omaan sovellukseesi",
         "dav_intro": "Tapahtumasi ovat myös tämän palvelun kalenterissa. Lisää kalenterisovellukseesi "
                      "CalDAV-tili alla olevilla tiedoilla; sovellus löytää kalenterin itse. "
@@ -77,7 +77,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "dav_server": "Palvelimen osoite", "dav_user": "Käyttäjätunnus", "dav_password": "Salasana",
         "dav_password_note": "saat sen järjestäjältä",
         "dav_calendar": "Kalenterin osoite", "dav_calendar_note": "vain jos sovellus kysyy sitä",
-        # --- e-mail invitations on the organisers' status (issue 11) ---
+        # --- e-mail invitations on the organisers' status ---
         "invites_caption": "Kutsut sähköpostilla", "invites_sent": "Lähetetyt",
         "invites_pending": "Odottavat", "invites_failed": "Epäonnistuneet",
         "invites_last_sent": "Viimeksi lähetetty", "invites_answer": "Sähköpostipalvelimen vastaus",
@@ -116,7 +116,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "unloaded_help": "Det finns ingen tidigare fungerande version sparad, så sidan och flödena "
                          "är tomma tills vidare. Rätta filen, så tas rättelsen i bruk genast.",
         "unloaded_loading": "Programmet läses in.",
-        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        # --- the embedded calendar in a calendar app (discovery) ---
         "dav_title": "Lägg till kalendern i din kalenderapp",
         "dav_intro": "Dina tillfällen finns också i en kalender på den här tjänsten. Lägg till ett "
                      "CalDAV-konto i din kalenderapp med uppgifterna nedan; appen hittar kalendern "
@@ -124,7 +124,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "dav_server": "Serverns adress", "dav_user": "Användarnamn", "dav_password": "Lösenord",
         "dav_password_note": "du får det av arrangören",
         "dav_calendar": "Kalenderns adress", "dav_calendar_note": "bara om appen frågar efter den",
-        # --- e-mail invitations on the organisers' status (issue 11) ---
+        # --- e-mail invitations on the organisers' status ---
         "invites_caption": "Inbjudningar per e-post", "invites_sent": "Skickade",
         "invites_pending": "Väntande", "invites_failed": "Misslyckade",
         "invites_last_sent": "Senast skickad", "invites_answer": "E-postserverns svar",
@@ -161,7 +161,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "unloaded_help": "No earlier working version is kept, so the page and the feeds are "
                          "empty for now. Fix the file; the fix is applied at once.",
         "unloaded_loading": "The programme is being loaded.",
-        # --- the embedded calendar in a calendar app (issue 13, discovery) ---
+        # --- the embedded calendar in a calendar app (discovery) ---
         "dav_title": "Add it to your calendar app",
         "dav_intro": "Your events are also in a calendar on this service. In your calendar app, add "
                      "a CalDAV account with the details below; the app finds the calendar itself. "
@@ -169,7 +169,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "dav_server": "Server address", "dav_user": "User name", "dav_password": "Password",
         "dav_password_note": "you get it from the organiser",
         "dav_calendar": "Calendar address", "dav_calendar_note": "only if your app asks for it",
-        # --- e-mail invitations on the organisers' status (issue 11) ---
+        # --- e-mail invitations on the organisers' status ---
         "invites_caption": "Invitations by e-mail", "invites_sent": "Sent",
         "invites_pending": "Pending", "invites_failed": "Failed",
         "invites_last_sent": "Last sent", "invites_answer": "Mail server's answer",

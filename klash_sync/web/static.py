@@ -4,9 +4,10 @@ For audiences larger than one Python process should serve, nginx, a CDN or objec
 storage can serve the folder while the daemon only pushes to calendars. The folder is
 a symlink to a version directory named after the content; a new export is built
 beside it and the symlink is replaced with one rename, so a web server never sees a
-half-written export. Files carry the feed's Last-Modified as their mtime and a
+half-written export. Feed files carry the feed's Last-Modified as their mtime and a
 pre-compressed ``.gz`` twin (nginx ``gzip_static on``), so ETags and 304s stay stable
-across exports of an unchanged programme.
+across exports of an unchanged programme. The README's nginx snippet for this folder
+is run against an export by tests/system/test_words_served.py.
 """
 
 from __future__ import annotations
