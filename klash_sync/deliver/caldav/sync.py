@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from klash_sync.deliver.base import one_line
 from klash_sync.deliver.caldav.calendar import CalDAVCalendar, Endpoint, PreconditionFailed
 from klash_sync.deliver.caldav.plan import (
     Adopt,
@@ -47,6 +48,7 @@ from klash_sync.deliver.caldav.plan import (
 from klash_sync.deliver.caldav.pool import Connections
 from klash_sync.embedded.mount import SERVICE_USER, Embedded
 from klash_sync.errors import MassDeleteRefused, SettingsError, TargetConflict, TargetError, UserError
+from klash_sync.programme import routing
 from klash_sync.programme.model import Mentor
 from klash_sync.render.ical import calendar_bytes, uid
 from klash_sync.render.normalise import inspect
@@ -107,13 +109,15 @@ class SyncReport:
 
 
 def target_of(mentor: Mentor, settings: Settings) -> dict[str, Any] | None:
-    """The target description for a mentor, or None when they get feeds only."""
-    if mentor.caldav is not None:
+    """The target description for a mentor, or None when CalDAV does not reach them."""
+    channel = routing.channel_of(mentor, embedded=settings.embedded_caldav)
+    if channel == routing.CALDAV:
+        assert mentor.caldav is not None
         c = mentor.caldav
         return {"kind": "caldav", "url": c.url, "username": c.username,
                 "password_env": c.password_env, "password_file": c.password_file,
                 "calendar": c.calendar, "ca_bundle": c.ca_bundle, "auth": c.auth}
-    if settings.embedded_caldav and not mentor.invite:  # invited mentors: one channel, e-mail
+    if channel == routing.EMBEDDED:
         return {"kind": "embedded", "calendar": mentor.id}
     return None
 
@@ -392,7 +396,7 @@ class Syncer:
                 self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
             result.ok = True
         except (TargetError, UserError) as e:
-            result.error = _one_line(e)
+            result.error = one_line(e)
             log.warning("calendar of %s: %s", job.mentor, result.error)
         except Exception as e:  # a bug must not stop the other calendars
             result.error = f"internal error: {type(e).__name__}"
@@ -622,7 +626,3 @@ class Syncer:
             raise TargetConflict(f"{action.href} keeps changing on the server; will try again")
         if not action.duplicate:
             self.store.drop_item(job.key, action.uid)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:300]

@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from klash_sync.programme.model import Mentor, Programme, Session
+from klash_sync.deliver.base import MASS_CHANGE
+from klash_sync.programme.model import Programme, Session
+from klash_sync.programme.routing import invited as invited  # re-exported: service/invites
 from klash_sync.render.ical import RENDER_VERSION, start_instant, when
 from klash_sync.render.snapshot import Snapshot
 
 REQUEST, CANCEL = "REQUEST", "CANCEL"
-# The mass-cancel guard: hold a mentor's cancellations when they exceed both.
-MASS_CANCEL_MIN = 3
-MASS_CANCEL_SHARE = 0.5
+# The mass-cancel guard: hold a mentor's cancellations when they exceed both (the shared rule).
+MASS_CANCEL_MIN = MASS_CHANGE.minimum
+MASS_CANCEL_SHARE = MASS_CHANGE.share
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,6 @@ def ends_at(session: Session, tz: ZoneInfo) -> datetime:
     if isinstance(end, datetime):
         return end.astimezone(UTC)
     return datetime(end.year, end.month, end.day, tzinfo=tz).astimezone(UTC)
-
-
-def invited(programme: Programme) -> list[Mentor]:
-    return [m for m in programme.mentors if m.invite and m.email]
 
 
 def attendees(session: Session, programme: Programme) -> tuple[tuple[str, str], ...]:
@@ -255,7 +253,7 @@ def _guard(result: InvitePlan, wanted: dict[tuple[str, str], Invitation],
         if inv.method == CANCEL:
             cancels.setdefault(inv.mentor, []).append(inv)
     for mentor, items in cancels.items():
-        if len(items) > MASS_CANCEL_MIN and len(items) > MASS_CANCEL_SHARE * upcoming.get(mentor, 0):
+        if MASS_CHANGE.refuses(len(items), upcoming.get(mentor, 0)):
             result.held[mentor] = sorted(items, key=lambda i: i.session)
     for inv in wanted.values():
         if inv.method == CANCEL and inv.mentor in result.held:
