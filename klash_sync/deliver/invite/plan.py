@@ -118,7 +118,13 @@ def content(session: Session, programme: Programme) -> dict[str, object]:
     """What a mentor's copy must follow: the session and the programme-wide settings that
     reach its event, but not who else mentors it. Like Outlook's default, taking a mentor
     off (or adding one) mails those mentors only; the others' copies get the new list with
-    the next real change."""
+    the next real change.
+
+    Hence not ``render.ical.fingerprint``, which includes the mentors' names (so a change
+    of the list raises SEQUENCE for the feeds and pushed calendars). The digest (``_digest``
+    of this, the recipient's and the organiser's address) is kept per (mentor, session)
+    in ``invite_sent``: a new formula would make every stored digest differ and mail
+    every invited mentor again on the first run after an upgrade."""
     info = programme.programme
     return {
         "render": RENDER_VERSION,
