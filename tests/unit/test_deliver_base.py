@@ -175,3 +175,25 @@ def test_report_is_ok_only_when_every_recipient_is():
     assert report.failed == [bad]
     assert Report([good]).ok
     assert Report([]).ok
+
+
+def test_invitation_pass_reports_per_mentor_like_every_channel():
+    from klash_sync.deliver.invite.channel import Delivery, InviteReport
+    from klash_sync.deliver.invite.smtp import Outcome
+
+    report = InviteReport(
+        deliveries=[Delivery(_cancel("milja", 0), Outcome(True), 0.25),
+                    Delivery(_cancel("milja", 1), Outcome(False, True, "421 busy"), 0.5),
+                    Delivery(_cancel("ulla", 0), Outcome(True), 0.1),
+                    Delivery(_cancel("ulla", 1), Outcome(False, True, "421 busy"), 0.0, tried=False)],
+        held={"kai": [_cancel("kai", n) for n in range(4)]})
+    lines = {r.mentor: r for r in report.by_recipient().results}
+    assert (lines["milja"].ok, lines["milja"].sent, lines["milja"].not_sent) == (False, 1, 1)
+    assert lines["milja"].error == "421 busy"
+    assert lines["milja"].requests == 2
+    assert lines["milja"].seconds == 0.75
+    assert lines["ulla"].requests == 1, "a message not offered to a server known down is no request"
+    assert (lines["kai"].ok, lines["kai"].held) == (False, 4)
+    assert "holding 4 cancellations" in (lines["kai"].error or "")
+    assert report.by_recipient().changed == 2
+    assert not report.by_recipient().ok
