@@ -133,6 +133,12 @@ class Channel(Protocol[D, O, A, L]):
       without any I/O, so it can be tested and previewed exactly;
     * ``apply(actions)``: perform them in order, recording each confirmed effect in the
       ledger before the next, and report per recipient.
+
+    Where the two channels have each step today (as functions, not yet as one class):
+    CalDAV: ``caldav.jobs.jobs_for`` / ``desired_for``, ``caldav.remote.observe``,
+    ``caldav.plan.plan`` with ``is_mass_delete``, ``caldav.apply.Apply``, driven per
+    calendar by ``caldav.sync.Syncer.sync_one``. E-mail: the snapshot, ``invite.outbox``
+    (``sent``/``pending``), ``invite.plan.plan_invitations``, ``invite.channel.send``.
     """
 
     name: str
