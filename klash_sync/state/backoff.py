@@ -15,13 +15,18 @@ store has one writer per state directory, so memory and table never disagree.
 
 from __future__ import annotations
 
+import logging
 import random
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from klash_sync.clock import Clock
+from klash_sync.errors import StateError
 from klash_sync.state.store import Store
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS backoff (
@@ -82,9 +87,8 @@ class Backoff:
             self._failures[key] = n
             self._ready_at[key] = self.clock.monotonic() + pause
         ready_at = datetime.fromtimestamp(self.clock.now().timestamp() + pause, UTC)
-        with self.store.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO backoff VALUES (?,?,?,?)",
-                       (self.channel, key, n, ready_at.isoformat()))
+        self._write("INSERT OR REPLACE INTO backoff VALUES (?,?,?,?)",
+                    (self.channel, key, n, ready_at.isoformat()))
         return pause
 
     def succeeded(self, key: str) -> None:
@@ -92,9 +96,17 @@ class Backoff:
             known = self._failures.pop(key, None) is not None
             self._ready_at.pop(key, None)
         if known:  # a success after success writes nothing: a no-op pass stays a no-op
+            self._write("DELETE FROM backoff WHERE channel=? AND recipient=?", (self.channel, key))
+
+    def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        """Persist one change. Memory stays right if the store cannot be written (a broken
+        or removed state directory is reported by the store's own writes): pausing a
+        failing server must not itself become a failure."""
+        try:
             with self.store.transaction() as db:
-                db.execute("DELETE FROM backoff WHERE channel=? AND recipient=?",
-                           (self.channel, key))
+                db.execute(sql, args)
+        except (StateError, sqlite3.Error) as e:
+            log.warning("backoff of %s not saved: %s", self.channel, " ".join(str(e).split()))
 
     def ready(self, key: str) -> bool:
         with self._lock:

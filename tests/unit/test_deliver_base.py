@@ -197,3 +197,18 @@ def test_invitation_pass_reports_per_mentor_like_every_channel():
     assert "holding 4 cancellations" in (lines["kai"].error or "")
     assert report.by_recipient().changed == 2
     assert not report.by_recipient().ok
+
+
+def test_backoff_keeps_counting_in_memory_when_the_store_cannot_be_written(tmp_path, caplog):
+    clock = FakeClock(NOW)
+    store = Store(tmp_path / "state.db")
+    try:
+        b = Backoff(clock, store, base=5, cap=60, rand=lambda: 1.0)
+        store.broken = "the state directory was removed"
+        assert b.failed("x") == 5
+        assert b.failed("x") == 10
+        assert not b.ready("x")
+        assert "backoff of caldav not saved: the state directory was removed" in caplog.text
+    finally:
+        store.broken = None
+        store.close()
