@@ -29,9 +29,6 @@ from klash_sync.render.ical import RENDER_VERSION, start_instant, when
 from klash_sync.render.snapshot import Snapshot
 
 REQUEST, CANCEL = "REQUEST", "CANCEL"
-# The mass-cancel guard: hold a mentor's cancellations when they exceed both (the shared rule).
-MASS_CANCEL_MIN = MASS_CHANGE.minimum
-MASS_CANCEL_SHARE = MASS_CHANGE.share
 
 
 @dataclass(frozen=True)
@@ -249,7 +246,8 @@ def _with_sequence(inv: Invitation, sequence: int) -> Invitation:
 
 def _guard(result: InvitePlan, wanted: dict[tuple[str, str], Invitation],
            sent: Mapping[tuple[str, str], Sent], now: datetime) -> None:
-    """Hold a mentor's cancellations when they would empty most of their upcoming calendar."""
+    """Hold a mentor's cancellations when they would empty most of their upcoming calendar
+    (the shared ``MASS_CHANGE`` rule: more than three, and more than half of them)."""
     upcoming: dict[str, int] = {}
     for (mentor, _), last in sent.items():
         if last.method == REQUEST and last.ends > now:
