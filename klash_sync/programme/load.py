@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import ValidationError
 
 from klash_sync.errors import Problem, ProgrammeError
+from klash_sync.programme import routing
 from klash_sync.programme.model import Mentor, Programme, Session
 from klash_sync.programme.problems import TABLES, Locator, ordered, pydantic_problem, toml_problem
 
@@ -122,21 +123,8 @@ def check(programme: Programme, locator: Locator | None, name: str) -> list[Prob
                 if problem:
                     add("sessions", index, place, field, problem)
 
-    for index, mentor in enumerate(programme.mentors):
-        if not mentor.invite:
-            continue
-        place = f"mentor '{mentor.id}'"
-        if mentor.email is None:
-            add("mentors", index, place, "invite",
-                "invitations need the mentor's address: add email = \"…\"")
-        if mentor.caldav is not None:
-            add("mentors", index, place, "invite",
-                "choose invitations or a [caldav] push, not both: the same event would appear "
-                "twice in one calendar")
-        if programme.programme.organiser_email is None:
-            add("programme", None, "[programme]", "organiser_email",
-                f"mentor '{mentor.id}' gets invitations, which need a sender: add "
-                "organiser_email = \"…\" (replies go there)")
+    for found in routing.problems(programme):  # who cannot be reached by their channel
+        add(*found)
 
     targets: dict[tuple[str, str, str], str] = {}
     for index, mentor in enumerate(programme.mentors):

@@ -156,6 +156,14 @@ def fingerprint(session: Session, programme: Programme) -> str:
     Built from the inputs of ``render_event`` rather than from a rendering, which would
     cost a full icalendar serialisation per session and per load. How the service is
     reached (its port, its public address) is not part of a session: see ``session_url``.
+
+    Not the invitation digest (``deliver.invite.plan.content``), on purpose: this one is
+    per session and includes its mentors' names (every copy of the event shows them),
+    and the store keeps it to decide SEQUENCE. The digest is per recipient, leaves the
+    other mentors out and adds the addresses. Both values are stored (this one in the
+    sessions table, the digest in ``invite_sent``): merging them would change every
+    stored value, and the first run after an upgrade would raise every SEQUENCE and
+    rewrite every event, or mail every invitation again.
     """
     info = programme.programme
     content = {

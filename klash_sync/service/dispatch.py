@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from klash_sync.deliver.base import origin as base_origin
 from klash_sync.deliver.caldav.plan import Desired
 from klash_sync.deliver.caldav.sync import Job
 
@@ -44,9 +44,7 @@ def origin(job: Job) -> str:
     url = job.target.get("url")
     if not url:
         return str(job.target.get("kind", "?"))
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+    return base_origin(url)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from klash_sync.deliver.base import MASS_CHANGE
 from klash_sync.state.store import Item
 
 
@@ -214,6 +215,7 @@ def managed_count(remote: Mapping[str, Remote]) -> int:
 
 
 def is_mass_delete(result: Plan, managed: int) -> bool:
-    """More than half of the calendar's events of ours, and more than three, would go."""
+    """More than half of the calendar's events of ours, and more than three, would go
+    (the shared ``MASS_CHANGE`` guard; a duplicate's removal does not count)."""
     deletes = len([a for a in result.of(Delete) if not a.duplicate])
-    return deletes > 3 and deletes * 2 > managed
+    return MASS_CHANGE.refuses(deletes, managed)

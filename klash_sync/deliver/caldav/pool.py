@@ -18,17 +18,14 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+
+from klash_sync.deliver.base import origin
 
 HOST_POOLS = 512  # origins whose idle connections are kept (least recently used dropped)
 
 
-def origin_of(url: str) -> str:
-    """scheme://host:port, lower-cased, default ports filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+# The shared spelling of a server (``deliver.base.origin``), under the name the adapter uses.
+origin_of = origin
 
 
 class Connections:

@@ -1,241 +1,59 @@
-"""One sync pass: for every calendar, list → plan → apply, in a bounded pool.
+"""One sync pass of the CalDAV channel: for every calendar, list → plan → apply, in a pool.
 
-Each mentor's calendar is a ``Job``: where it is (a CalDAV target or the embedded
-server) and the events it should hold. A job lists the calendar with one PROPFIND,
-reads only the resources it has not seen at their current ETag, asks the pure
-planner what to do, and applies it with preconditions, recording every confirmed
-write in the state store as it goes, so a crash mid-pass loses nothing.
+A pass takes the jobs (``jobs``: where each calendar is and what it should hold),
+and for each one, in a bounded pool of workers: opens the calendar, lists it with one
+PROPFIND and reads only what it has not seen (``remote.observe``), asks the pure
+planner what to do (``plan``), checks the mass-change guard, and applies the plan with
+preconditions (``apply``), recording every confirmed write in the state store.
 
-Calendars we wrote to before but that no longer belong to the programme (the
-mentor left, or their target changed) become cleanup jobs that remove our events,
-so nothing is orphaned. One failing calendar is reported with its mentor id and a
-one-line reason; it never stops the others.
+Calendars of the programme go first, cleanup of calendars no longer in use after. One
+failing calendar is reported with its mentor id and a one-line reason; it never stops
+the others. The names other modules use are importable from here as before.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import logging
 import os
-import posixpath
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from klash_sync.deliver.caldav.calendar import CalDAVCalendar, Endpoint, PreconditionFailed
-from klash_sync.deliver.caldav.plan import (
-    Adopt,
-    Create,
-    Delete,
-    Desired,
-    Forget,
-    Plan,
-    Remote,
-    Update,
-    is_mass_delete,
-    managed_count,
-    plan,
-    safe_name,
+from klash_sync.deliver.base import one_line
+from klash_sync.deliver.caldav.apply import Apply
+from klash_sync.deliver.caldav.calendar import CalDAVCalendar, Endpoint
+from klash_sync.deliver.caldav.jobs import (
+    CalendarResult,
+    Job,
+    SyncReport,
+    calendar_key,
+    carry_cache,
+    desired_for,
+    jobs_for,
+    same_collection,
+    session_of,
+    target_of,
 )
+from klash_sync.deliver.caldav.plan import Delete, is_mass_delete, managed_count, plan
 from klash_sync.deliver.caldav.pool import Connections
+from klash_sync.deliver.caldav.remote import Calendar, observe, raise_floors
 from klash_sync.embedded.mount import SERVICE_USER, Embedded
 from klash_sync.errors import MassDeleteRefused, SettingsError, TargetConflict, TargetError, UserError
-from klash_sync.programme.model import Mentor
-from klash_sync.render.ical import calendar_bytes, uid
-from klash_sync.render.normalise import inspect
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.settings import Settings
-from klash_sync.state.store import CalendarRecord, Item, Store
+from klash_sync.state.store import CalendarRecord, Store
+
+__all__ = [
+    "CalendarResult", "Job", "SyncReport", "Syncer", "calendar_key", "carry_cache", "desired_for",
+    "jobs_for", "same_collection", "session_of", "target_of",
+]
 
 log = logging.getLogger(__name__)
 
-_FETCH_BATCH = 200
-
-
-@dataclass(frozen=True)
-class Job:
-    key: str
-    mentor: str
-    target: dict[str, Any]  # how to reach it, without secrets; stored for later cleanup
-    desired: Mapping[str, Desired]
-    leaving: bool = False
-    # For a leaving calendar: the mentor's current calendars. Cleanup waits until each
-    # has been found, and deletes nothing if one of them is the same collection.
-    successors: tuple[str, ...] = ()
-    title: str = ""  # the name of a calendar we create: the mentor's feed title
-
-
-@dataclass
-class CalendarResult:
-    key: str
-    mentor: str
-    ok: bool
-    error: str | None = None
-    plan: Plan | None = None
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    restored: list[str] = field(default_factory=list)
-    raised: list[str] = field(default_factory=list)  # session ids whose SEQUENCE a server made us raise
-    requests: int = 0
-    seconds: float = 0.0
-    leaving: bool = False
-
-    @property
-    def changed(self) -> int:
-        return self.created + self.updated + self.deleted
-
-
-@dataclass
-class SyncReport:
-    results: list[CalendarResult]
-
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results)
-
-    @property
-    def failed(self) -> list[CalendarResult]:
-        return [r for r in self.results if not r.ok]
-
-
-def target_of(mentor: Mentor, settings: Settings) -> dict[str, Any] | None:
-    """The target description for a mentor, or None when they get feeds only."""
-    if mentor.caldav is not None:
-        c = mentor.caldav
-        return {"kind": "caldav", "url": c.url, "username": c.username,
-                "password_env": c.password_env, "password_file": c.password_file,
-                "calendar": c.calendar, "ca_bundle": c.ca_bundle, "auth": c.auth}
-    if settings.embedded_caldav and not mentor.invite:  # invited mentors: one channel, e-mail
-        return {"kind": "embedded", "calendar": mentor.id}
-    return None
-
-
-def calendar_key(mentor_id: str, target: dict[str, Any]) -> str:
-    """Identity of one calendar: a new target for a mentor is a new calendar."""
-    digest = hashlib.sha256(json.dumps(target, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{mentor_id}:{target['kind']}:{digest}"
-
-
-def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
-    """The stored objects a mentor's calendar should hold: one VEVENT each, no METHOD.
-
-    Kept in the snapshot's cache: the periodic syncs of an unchanged programme reuse them.
-    """
-    key = ("desired", mentor_id)
-    cached: dict[str, Desired] | None = snapshot.cache.get(key)
-    if cached is not None:
-        return cached
-    programme = snapshot.programme
-    wanted = {}
-    for session in programme.sessions_of(mentor_id):
-        event_uid = uid(session.id, programme)
-        wanted[event_uid] = Desired(event_uid, safe_name(event_uid), _object(snapshot, session.id),
-                                    snapshot.hashes[session.id],
-                                    snapshot.revisions[session.id].sequence,
-                                    snapshot.cores.get(session.id, ""))
-    snapshot.cache[key] = wanted
-    return wanted
-
-
-def _object(snapshot: Snapshot, session_id: str) -> bytes:
-    """The stored form of one event (shared by every mentor of the session)."""
-    key = ("object", session_id)
-    body = snapshot.cache.get(key)
-    if body is None:
-        programme = snapshot.programme
-        index = snapshot.cache.get("sessions")
-        if index is None:
-            index = snapshot.cache["sessions"] = {s.id: s for s in programme.sessions}
-        session = index[session_id]
-        body = calendar_bytes([snapshot.events[session_id]], programme=programme,
-                              name=programme.programme.name, timed=not session.all_day, feed=False,
-                              timezone=snapshot.timezone)
-        snapshot.cache[key] = body
-    return body
-
-
-def carry_cache(previous: Snapshot, snapshot: Snapshot) -> int:
-    """Reuse the previous snapshot's stored objects and desired sets where nothing changed.
-
-    After an edit of one session, ``jobs_for`` would otherwise render every session's
-    stored form again and scan every session for every mentor: work that grows with the
-    programme, for an edit that concerns two mentors. An object is reused when its event
-    is the very one the previous snapshot rendered (``publish`` keeps unchanged events)
-    under the same programme header and time zone; a mentor's desired set when all of
-    its sessions are reused and the mentor has the same sessions. Returns the mentors
-    whose desired set was carried.
-    """
-    if previous is snapshot or previous.programme.programme != snapshot.programme.programme \
-            or previous.timezone != snapshot.timezone:
-        return 0
-    same: set[str] = set()
-    for sid, event in snapshot.events.items():
-        if previous.events.get(sid) is event and previous.revisions.get(sid) == snapshot.revisions.get(sid):
-            same.add(sid)
-            body = previous.cache.get(("object", sid))
-            if body is not None:
-                snapshot.cache.setdefault(("object", sid), body)
-    before: dict[str, list[str]] = {}
-    for session in previous.programme.sessions:
-        for mentor in session.mentors:
-            before.setdefault(mentor, []).append(session.id)
-    now: dict[str, list[str]] = {}
-    for session in snapshot.programme.sessions:
-        for mentor in session.mentors:
-            now.setdefault(mentor, []).append(session.id)
-    carried = 0
-    for mentor, sids in now.items():
-        wanted = previous.cache.get(("desired", mentor))
-        if wanted is not None and before.get(mentor) == sids and all(sid in same for sid in sids):
-            snapshot.cache.setdefault(("desired", mentor), wanted)
-            carried += 1
-    return carried
-
-
-def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
-    """The programme's calendars, then the cleanup of calendars it no longer uses."""
-    jobs = []
-    current: dict[str, list[str]] = {}
-    for mentor in snapshot.programme.mentors:
-        target = target_of(mentor, settings)
-        if target is None:
-            continue
-        key = calendar_key(mentor.id, target)
-        current.setdefault(mentor.id, []).append(key)
-        title = f"{snapshot.programme.programme.name} – {mentor.name}"  # as the mentor's feed
-        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id), title=title))
-    keys = {k for ks in current.values() for k in ks}
-    for key, record in sorted(store.calendars().items()):
-        if key not in keys:
-            jobs.append(Job(key, record.mentor, record.target, {}, leaving=True,
-                            successors=tuple(current.get(record.mentor, ()))))
-    return jobs
-
-
-def same_collection(a: str, b: str) -> bool:
-    """Whether two collection URLs name one collection (case of host, default port, slashes)."""
-    return _collection_id(a) == _collection_id(b)
-
-
-@functools.lru_cache(maxsize=65536)  # claim_calendar compares with every calendar, every sync
-def _collection_id(url: str) -> tuple[str, str, int | None, str]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    path = posixpath.normpath(unquote(parts.path) or "/").rstrip("/") + "/"
-    return scheme, (parts.hostname or "").lower(), port, path
-
-
-def session_of(event_uid: str) -> str:
-    return event_uid.rsplit("@", 1)[0]
+CalendarFactory = Callable[..., Calendar]
 
 
 class Syncer:
@@ -250,6 +68,7 @@ class Syncer:
         dav_base: str | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        calendar_factory: CalendarFactory | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -257,6 +76,10 @@ class Syncer:
         self.dav_base = dav_base
         self.environ = environ if environ is not None else os.environ
         self.clock = clock
+        # How a calendar is opened: ``CalDAVCalendar(endpoint, collection_url=…,
+        # connections=…, readonly=…)``, or, in tests, a calendar in memory with the same
+        # methods, so that the real listing and apply run against a known state.
+        self.calendar_factory: CalendarFactory = calendar_factory or CalDAVCalendar
         # One pool of connections per server, kept across calendars and passes.
         self.connections = Connections(per_host=settings.sync_per_host)
 
@@ -370,7 +193,7 @@ class Syncer:
                  dry_run: bool = False) -> CalendarResult:
         started = time.monotonic()
         result = CalendarResult(job.key, job.mentor, ok=False, leaving=job.leaving)
-        calendar: CalDAVCalendar | None = None
+        calendar: Calendar | None = None
         try:
             record = self.store.calendar(job.key)
             endpoint = self.endpoint(job)
@@ -386,13 +209,13 @@ class Syncer:
                     known = None
                 else:
                     known = endpoint.url
-            calendar = CalDAVCalendar(endpoint, collection_url=known, connections=self.connections,
-                                      readonly=dry_run)
+            calendar = self.calendar_factory(endpoint, collection_url=known,
+                                             connections=self.connections, readonly=dry_run)
             with self.connections.slot(endpoint.url):
                 self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
             result.ok = True
         except (TargetError, UserError) as e:
-            result.error = _one_line(e)
+            result.error = one_line(e)
             log.warning("calendar of %s: %s", job.mentor, result.error)
         except Exception as e:  # a bug must not stop the other calendars
             result.error = f"internal error: {type(e).__name__}"
@@ -404,7 +227,7 @@ class Syncer:
             result.seconds = time.monotonic() - started
         return result
 
-    def _sync(self, job: Job, cal: CalDAVCalendar, uid_domain: str, result: CalendarResult,
+    def _sync(self, job: Job, cal: Calendar, uid_domain: str, result: CalendarResult,
               allow_mass_delete: bool, dry_run: bool) -> None:
         if job.leaving and self._kept(job):
             return
@@ -419,9 +242,9 @@ class Syncer:
                 log.info("calendar of %s: %s is the calendar known before as %s; kept as it is",
                          job.mentor, url, ", ".join(taken))
         state = self.store.items(job.key)
-        remote = self._remote(job, cal, state, uid_domain, dry_run)
+        remote = observe(self.store, job, cal, state, uid_domain, dry_run)
         desired = job.desired
-        if not dry_run and self._raise_floors(job, remote, result):
+        if not dry_run and raise_floors(self.store, job, remote, result, self.clock):
             # Those events are written next round, above the server's SEQUENCE; until
             # then they are left exactly as the server has them.
             stale = {u for u in desired if session_of(u) in result.raised}
@@ -439,8 +262,9 @@ class Syncer:
             )
         if dry_run:
             return
+        applying = Apply(self.store, job, cal, uid_domain, result)
         for action in todo.actions:
-            self._apply(job, cal, action, uid_domain, result)
+            applying.apply(action)
         if job.leaving and not job.desired:
             self.store.forget_calendar(job.key)
             log.info("calendar of %s: removed our events from a calendar no longer in use",
@@ -472,157 +296,3 @@ class Syncer:
                          "nothing deleted", job.mentor, url)
                 return True
         return False
-
-    def _raise_floors(self, job: Job, remote: Mapping[str, Remote], result: CalendarResult) -> bool:
-        """Lift SEQUENCEs the server holds at or above ours; True if any was lifted.
-
-        A write over one of our events must carry a SEQUENCE above the server's copy, or
-        clients may ignore it; a copy with the same content must never show a higher
-        SEQUENCE than our feeds. The store is raised; the caller publishes the programme
-        again (feeds included) and this calendar is synced with the new numbers.
-        """
-        stale = set()
-        for r in remote.values():
-            wanted = job.desired.get(r.uid or "")
-            if not r.ours or r.sequence is None or wanted is None:
-                continue
-            need = r.sequence if r.core == wanted.core else r.sequence + 1
-            if need > wanted.sequence:
-                # Raised here, or already by another calendar of the same session this pass:
-                # either way this job's copy is stale and must not be written.
-                self.store.raise_sequence(session_of(wanted.uid), need, self.clock())
-                stale.add(session_of(wanted.uid))
-        result.raised = sorted(stale)
-        return bool(stale)
-
-    def _remote(self, job: Job, cal: CalDAVCalendar, state: Mapping[str, Item], uid_domain: str,
-                dry_run: bool) -> dict[str, Remote]:
-        listing = cal.listing()
-        ours_by_href = {item.href: item for item in state.values()}
-        foreign = self.store.foreign(job.key)
-        remote: dict[str, Remote] = {}
-        unknown = []
-        for href, etag in listing.items():
-            known = ours_by_href.get(href)
-            if known is not None and (known.etag is None or known.etag == etag):
-                remote[href] = Remote(href, etag, True, known.uid, known.hash)
-                if known.etag is None and etag is not None and not dry_run:
-                    self.store.put_item(job.key, Item(known.uid, href, etag, known.hash))
-            elif href in foreign and foreign[href] == etag and etag is not None:
-                remote[href] = Remote(href, etag, False)
-            else:
-                unknown.append(href)
-        for start in range(0, len(unknown), _FETCH_BATCH):
-            batch = unknown[start:start + _FETCH_BATCH]
-            for href, (etag, body) in cal.fetch(batch).items():
-                seen = inspect(body, uid_domain)
-                listed = listing.get(href, etag)
-                remote[href] = Remote(href, listed or etag, seen.ours, seen.uid if seen.ours else None,
-                                      seen.hash, seen.sequence, seen.core)
-        seen_foreign = {h: r.etag for h, r in remote.items() if not r.ours}
-        if not dry_run and seen_foreign != foreign:  # a no-op sync writes nothing, here too
-            self.store.set_foreign(job.key, seen_foreign)
-        return remote
-
-    # ---------------------------------------------------------------- apply
-
-    def _apply(self, job: Job, cal: CalDAVCalendar, action: object, uid_domain: str,
-               result: CalendarResult) -> None:
-        key = job.key
-        if isinstance(action, Adopt):
-            self.store.put_item(key, Item(action.uid, action.href, action.etag, action.hash))
-        elif isinstance(action, Forget):
-            self.store.drop_item(key, action.uid)
-        elif isinstance(action, Create):
-            self._create(job, cal, action, uid_domain, result)
-        elif isinstance(action, Update):
-            self._update(job, cal, action.uid, action.href, action.etag, action.body, action.hash,
-                         uid_domain, result, restore=action.restore)
-        elif isinstance(action, Delete):
-            self._delete(job, cal, action, uid_domain, result)
-
-    def _create(self, job: Job, cal: CalDAVCalendar, action: Create, uid_domain: str,
-                result: CalendarResult) -> None:
-        try:
-            etag = cal.create(action.href, action.body)
-        except PreconditionFailed:
-            # Something is already there: most often our own earlier write whose answer
-            # was lost. Re-read it instead of writing twice.
-            current = cal.fetch([action.href]).get(action.href)
-            if current is None:
-                raise TargetConflict(f"{action.href} exists but cannot be read") from None
-            etag, body = current
-            seen = inspect(body, uid_domain)
-            if not seen.ours or seen.uid != action.uid:
-                raise TargetConflict(
-                    f"{action.href} is taken by an event that is not ours; left untouched"
-                ) from None
-            if seen.hash == action.hash:
-                self.store.put_item(job.key, Item(action.uid, action.href, etag, action.hash))
-                return
-            self._update(job, cal, action.uid, action.href, etag, action.body, action.hash,
-                         uid_domain, result)
-            return
-        self.store.put_item(job.key, Item(action.uid, action.href, etag, action.hash))
-        result.created += 1
-        if action.restore:
-            result.restored.append(action.uid)
-            log.info("calendar of %s: put back %s, which was deleted on the server",
-                     job.mentor, action.uid)
-
-    def _update(self, job: Job, cal: CalDAVCalendar, event_uid: str, href: str, etag: str | None,
-                body: bytes, digest: str, uid_domain: str, result: CalendarResult, *,
-                restore: bool = False) -> None:
-        for _attempt in range(3):
-            try:
-                new_etag = cal.update(href, body, etag)
-            except PreconditionFailed:
-                current = cal.fetch([href]).get(href)
-                if current is None:  # deleted meanwhile: create it again
-                    self._create(job, cal, Create(event_uid, href, body, digest, restore=True),
-                                 uid_domain, result)
-                    return
-                etag, seen_body = current
-                seen = inspect(seen_body, uid_domain)
-                if not seen.ours or seen.uid != event_uid:
-                    raise TargetConflict(f"{href} is no longer our event; left untouched") from None
-                if seen.hash == digest:
-                    self.store.put_item(job.key, Item(event_uid, href, etag, digest))
-                    return
-                continue
-            self.store.put_item(job.key, Item(event_uid, href, new_etag, digest))
-            result.updated += 1
-            if restore:
-                result.restored.append(event_uid)
-                log.info("calendar of %s: restored %s, which was edited on the server",
-                         job.mentor, event_uid)
-            return
-        raise TargetConflict(f"{href} keeps changing on the server; will try again next sync")
-
-    def _delete(self, job: Job, cal: CalDAVCalendar, action: Delete, uid_domain: str,
-                result: CalendarResult) -> None:
-        etag = action.etag
-        for _attempt in range(3):
-            try:
-                cal.delete(action.href, etag)
-            except PreconditionFailed:
-                current = cal.fetch([action.href]).get(action.href)
-                if current is None:
-                    break
-                etag, body = current
-                seen = inspect(body, uid_domain)
-                if not seen.ours or seen.uid != action.uid:
-                    log.warning("calendar of %s: %s is no longer our event; not deleted",
-                                job.mentor, action.href)
-                    break
-                continue
-            result.deleted += 1
-            break
-        else:
-            raise TargetConflict(f"{action.href} keeps changing on the server; will try again")
-        if not action.duplicate:
-            self.store.drop_item(job.key, action.uid)
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:300]

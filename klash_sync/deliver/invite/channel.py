@@ -3,7 +3,8 @@
 It has the shape of the CalDAV channel: what should be there (the snapshot), what
 was delivered (the outbox), a pure plan (``plan.plan_invitations``), an apply step
 that records every message the SMTP server accepted before it sends the next, and a
-report. ``now`` is passed in by the caller (the daemon's clock, or the CLI's).
+report (``InviteReport``; per mentor, the channels' common ``Report``). ``now`` is passed
+in by the caller (the daemon's clock, or the CLI's).
 
 One failing recipient never stops the others. When the server cannot be reached
 at all, every message of the pass stays pending with that answer, to be tried again
@@ -13,10 +14,12 @@ after a backoff; nothing is lost and nothing is sent twice once it answers again
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from klash_sync.deliver.base import Report, Result
 from klash_sync.deliver.invite.message import build_message
 from klash_sync.deliver.invite.outbox import Outbox
 from klash_sync.deliver.invite.plan import Invitation, InvitePlan, plan_invitations, release
@@ -32,10 +35,30 @@ class Delivery:
 
     invitation: Invitation
     outcome: Outcome
+    seconds: float = 0.0  # handing it to the SMTP server
+    tried: bool = True  # False: not offered, the server was already known to be down
+
+
+@dataclass
+class MailboxResult(Result):
+    """One invited mentor's pass, as every channel reports it: ``key`` is the mentor id."""
+
+    sent: int = 0
+    not_sent: int = 0
+    held: int = 0  # cancellations the mass-change guard holds back
+
+    def counts(self) -> dict[str, int]:
+        return {"sent": self.sent}
 
 
 @dataclass
 class InviteReport:
+    """A pass of the invitation channel: each message's fate, and what the guard held.
+
+    ``by_recipient`` is the same pass as the channels' common ``Report``, one
+    ``MailboxResult`` per mentor who was sent something or had something held.
+    """
+
     deliveries: list[Delivery] = field(default_factory=list)
     held: dict[str, list[Invitation]] = field(default_factory=dict)
 
@@ -50,6 +73,30 @@ class InviteReport:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.held
+
+    def by_recipient(self) -> Report[MailboxResult]:
+        found: dict[str, MailboxResult] = {}
+
+        def line(mentor: str) -> MailboxResult:
+            return found.setdefault(mentor, MailboxResult(mentor, mentor, ok=True))
+
+        for d in self.deliveries:
+            r = line(d.invitation.mentor)
+            r.requests += d.tried
+            r.seconds += d.seconds
+            if d.outcome.ok:
+                r.sent += 1
+            else:
+                r.not_sent += 1
+                r.ok = False
+                r.error = d.outcome.answer  # already one line, addresses masked
+        for mentor, items in self.held.items():
+            r = line(mentor)
+            r.held = len(items)
+            r.ok = False
+            r.error = r.error or (f"holding {len(items)} cancellations: more than half of "
+                                  "their upcoming sessions")
+        return Report([found[m] for m in sorted(found)])
 
 
 def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime,
@@ -92,6 +139,7 @@ def send(
         for inv in plan.messages:
             at = now()
             outbox.record_pending(inv, at)
+            started, tried = time.monotonic(), unreachable is None
             if unreachable is None:
                 msg = build_message(inv, programme_name=info.name, organiser=info.organiser,
                                     organiser_email=info.organiser_email, timezone=info.timezone,
@@ -110,7 +158,7 @@ def send(
                                       retry_max=retry_max)
                 log.warning("invitation for %s to %s %s: %s", inv.session, inv.mentor,
                             "will be retried" if outcome.temporary else "failed", outcome.answer)
-            delivery = Delivery(inv, outcome)
+            delivery = Delivery(inv, outcome, time.monotonic() - started, tried)
             report.deliveries.append(delivery)
             if on_delivery is not None:
                 on_delivery(delivery)

@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from klash_sync.deliver.invite.plan import Invitation, Pending, Sent
+from klash_sync.state.backoff import delay
 from klash_sync.state.store import Store
+
+RETRY_BASE = 30.0  # seconds before a message refused with 4xx is tried again, at first
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invite_sent (
@@ -186,8 +189,8 @@ class Outbox:
             attempts = (row[0] if row else 0) + 1
             next_try = None
             if temporary:
-                delay = min(30.0 * 2 ** (attempts - 1), retry_max)
-                next_try = datetime.fromtimestamp(now.timestamp() + delay, UTC)
+                pause = delay(attempts, base=RETRY_BASE, cap=retry_max)  # the one formula
+                next_try = datetime.fromtimestamp(now.timestamp() + pause, UTC)
             db.execute(
                 "UPDATE invite_pending SET state=?, attempts=?, next_try=?, answer=? "
                 "WHERE mentor=? AND session=?",

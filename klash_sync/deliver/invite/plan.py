@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from klash_sync.programme.model import Mentor, Programme, Session
+from klash_sync.deliver.base import MASS_CHANGE
+from klash_sync.programme.model import Programme, Session
+from klash_sync.programme.routing import invited as invited  # re-exported: service/invites
 from klash_sync.render.ical import RENDER_VERSION, start_instant, when
 from klash_sync.render.snapshot import Snapshot
 
 REQUEST, CANCEL = "REQUEST", "CANCEL"
-# The mass-cancel guard: hold a mentor's cancellations when they exceed both.
-MASS_CANCEL_MIN = 3
-MASS_CANCEL_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -103,10 +102,6 @@ def ends_at(session: Session, tz: ZoneInfo) -> datetime:
     return datetime(end.year, end.month, end.day, tzinfo=tz).astimezone(UTC)
 
 
-def invited(programme: Programme) -> list[Mentor]:
-    return [m for m in programme.mentors if m.invite and m.email]
-
-
 def attendees(session: Session, programme: Programme) -> tuple[tuple[str, str], ...]:
     found = []
     for mid in session.mentors:
@@ -120,7 +115,13 @@ def content(session: Session, programme: Programme) -> dict[str, object]:
     """What a mentor's copy must follow: the session and the programme-wide settings that
     reach its event, but not who else mentors it. Like Outlook's default, taking a mentor
     off (or adding one) mails those mentors only; the others' copies get the new list with
-    the next real change."""
+    the next real change.
+
+    Hence not ``render.ical.fingerprint``, which includes the mentors' names (so a change
+    of the list raises SEQUENCE for the feeds and pushed calendars). The digest (``_digest``
+    of this, the recipient's and the organiser's address) is kept per (mentor, session)
+    in ``invite_sent``: a new formula would make every stored digest differ and mail
+    every invited mentor again on the first run after an upgrade."""
     info = programme.programme
     return {
         "render": RENDER_VERSION,
@@ -245,7 +246,8 @@ def _with_sequence(inv: Invitation, sequence: int) -> Invitation:
 
 def _guard(result: InvitePlan, wanted: dict[tuple[str, str], Invitation],
            sent: Mapping[tuple[str, str], Sent], now: datetime) -> None:
-    """Hold a mentor's cancellations when they would empty most of their upcoming calendar."""
+    """Hold a mentor's cancellations when they would empty most of their upcoming calendar
+    (the shared ``MASS_CHANGE`` rule: more than three, and more than half of them)."""
     upcoming: dict[str, int] = {}
     for (mentor, _), last in sent.items():
         if last.method == REQUEST and last.ends > now:
@@ -255,7 +257,7 @@ def _guard(result: InvitePlan, wanted: dict[tuple[str, str], Invitation],
         if inv.method == CANCEL:
             cancels.setdefault(inv.mentor, []).append(inv)
     for mentor, items in cancels.items():
-        if len(items) > MASS_CANCEL_MIN and len(items) > MASS_CANCEL_SHARE * upcoming.get(mentor, 0):
+        if MASS_CHANGE.refuses(len(items), upcoming.get(mentor, 0)):
             result.held[mentor] = sorted(items, key=lambda i: i.session)
     for inv in wanted.values():
         if inv.method == CANCEL and inv.mentor in result.held:

@@ -23,8 +23,9 @@ from email.message import EmailMessage
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
+from klash_sync.deliver.base import one_line
 from klash_sync.errors import SettingsError
-from klash_sync.logs import redact, register_secret
+from klash_sync.logs import register_secret
 from klash_sync.settings import Settings
 
 
@@ -86,13 +87,10 @@ _ADDRESS = re.compile(r"[^\s<>\"'@,;:]+@[^\s<>\"',;:]+")
 
 
 def _one_line(code: int | None, text: object) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    words = " ".join(str(text).split())
     # Servers quote the refused address ("<milja@example.fi>: Recipient address rejected");
     # the answer is shown on the status page and /healthz, which name mentors by id only.
-    words = _ADDRESS.sub("(address)", words)
-    return redact(f"{code} {words}" if code else words)[:300]
+    words = _ADDRESS.sub("(address)", one_line(text, limit=None))
+    return one_line(f"{code} {words}" if code else words)
 
 
 class Transport:

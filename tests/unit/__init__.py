@@ -1,0 +1,1 @@
+"""Unit tests: pure pieces (the delivery base, routing), no servers, no processes."""
