@@ -75,6 +75,7 @@ class Channel(Protocol):
     workers: int
     per_group: int
     quiet: float  # seconds the programme must be quiet before a change is delivered
+    reports: bool  # keeps its status itself (read with ``status``), rather than per run
 
     def items(self, snapshot: Snapshot) -> Iterable[Any]: ...
 
@@ -134,7 +135,7 @@ class Scheduler:
             if changed and not all_due:
                 log.info("%s %d %s against the programme", "checking" if first else "changed:",
                          len(changed), lane.channel.section)
-            if lane.channel.status(None) is None:
+            if not lane.channel.reports:
                 self.live.forget(name, set(lane.due.jobs))
 
     def ask(self, name: str, items: Mapping[str, Any], ask: Ask) -> None:
@@ -200,7 +201,7 @@ class Scheduler:
         elif outcome.retry:
             delay = lane.backoff.failed(key)
             due.pending.add(key)
-            log.warning("%s of %s failed (%s); retrying in %.0f s", channel.section, mentor,
+            log.warning("%s: %s failed (%s); retrying in %.0f s", channel.section, mentor,
                         outcome.error, delay)
         if outcome.ok and outcome.done:
             due.drop(key)
@@ -212,7 +213,8 @@ class Scheduler:
 
     def report(self, name: str, snapshot: Snapshot | None) -> bool:
         """Re-read the status of a channel that keeps it itself; False for one that does not."""
-        found = self.lanes[name].channel.status(snapshot)
+        channel = self.lanes[name].channel
+        found = channel.status(snapshot) if channel.reports else None
         if found is None:
             return False
         records, problems = found

@@ -76,6 +76,7 @@ class Calendars:
     unit: str | None = "calendar"
     levels: tuple[str, ...] = ()
     quiet = 0.0
+    reports = False  # the scheduler records each sync's outcome
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings

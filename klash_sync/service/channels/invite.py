@@ -53,6 +53,7 @@ class Invitations:
     levels: tuple[str, ...] = ("sent", "pending", "failed")
     workers = 1  # one pass at a time: two passes never send at once
     per_group = 1
+    reports = True  # status is per mentor, read from the outbox
 
     def __init__(self, settings: Settings, clock: Clock, store: Store) -> None:
         self.settings = settings
