@@ -243,14 +243,17 @@ class Daemon:
 
     # ------------------------------------------------------------- reports
 
+    def _reread(self) -> None:
+        """Re-read the status channels keep themselves (written meanwhile by a one-shot command)."""
+        for channel in self.channels:
+            self.scheduler.report(channel.name, self.live.snapshot)
+
     def _metrics(self) -> bytes:
-        self.scheduler.report(Invitations.name, self.live.snapshot)
+        self._reread()
         return self.metrics.render(self.live)
 
     def _health(self) -> tuple[int, bytes]:
-        # re-read what channels keep themselves: e.g. sent meanwhile by `klash-sync invites --send`
-        for channel in self.channels:
-            self.scheduler.report(channel.name, self.live.snapshot)
+        self._reread()
         return health(self.live, now=self.clock.now(), unhealthy_after=self.settings.unhealthy_after,
                       programme_path=str(self.settings.programme))
 

@@ -93,10 +93,10 @@ class Channel(Protocol):
 class Lane:
     """One channel's queue, backoff, workers and runs in flight."""
 
-    def __init__(self, channel: Channel, clock: Clock, retry_max: float) -> None:
+    def __init__(self, channel: Channel, clock: Clock, backoff: Backoff) -> None:
         self.channel = channel
         self.due: Due[Any] = Due(channel.per_group, channel.view, quiet=channel.quiet, clock=clock)
-        self.backoff = Backoff(clock, cap=retry_max)
+        self.backoff = backoff
         self.pool = ThreadPoolExecutor(channel.workers, thread_name_prefix=channel.name)
         self.inflight: dict[str, Future[None]] = {}
         self.asks: dict[str, tuple[Ask, Any]] = {}  # key -> the request and the item to run
@@ -106,11 +106,14 @@ class Scheduler:
     """Runs every channel's due units and records what came of them."""
 
     def __init__(self, channels: Sequence[Channel], live: Live, metrics: Metrics, clock: Clock,
-                 *, retry_max: float) -> None:
+                 *, retry_max: float, backoff: Callable[[str], Backoff] | None = None) -> None:
+        """``backoff(channel name)`` makes each channel's backoff; by default one in memory,
+        capped at ``retry_max`` seconds."""
         self.live = live
         self.metrics = metrics
         self.clock = clock
-        self.lanes = {c.name: Lane(c, clock, retry_max) for c in channels}
+        make = backoff or (lambda _name: Backoff(clock, cap=retry_max))
+        self.lanes = {c.name: Lane(c, clock, make(c.name)) for c in channels}
         self.finished: queue.Queue[tuple[str, str, Outcome, Ask | None]] = queue.Queue()
         self.wake = threading.Event()  # a finished run wakes the loop to start the next at once
         self.republish = False
