@@ -135,9 +135,10 @@ class Scheduler:
         for name, lane in self.lanes.items():
             first = not lane.due.units
             changed = lane.due.refresh(lane.channel.items(snapshot), all_due=all_due)
-            if changed and not all_due:
-                log.info("%s %d %s against the programme", "checking" if first else "changed:",
-                         len(changed), lane.channel.section)
+            if changed and not all_due and first:
+                log.info("checking %d %s against the programme", len(changed), lane.channel.section)
+            elif changed and not all_due:
+                log.info("%d %s changed; delivering them first", len(changed), lane.channel.section)
             if not lane.channel.reports:
                 self.live.forget(name, set(lane.due.jobs))
 
@@ -145,6 +146,9 @@ class Scheduler:
         """Run these units now (an item of None: the unit's own), telling ``ask.done``."""
         lane = self.lanes[name]
         for key, item in items.items():
+            if key not in lane.due.units and item is None:
+                ask.done(key, Outcome(False, "no such unit", lines=[f"FAILED  {key}: not in the programme"]))
+                continue
             if key not in lane.due.units:  # not due by the programme, but asked for
                 lane.due.jobs[key], lane.due.units[key] = item, lane.channel.view(item)
             lane.asks[key] = (ask, item if item is not None else lane.due.jobs[key])
