@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT))
 from bench.davserver import PASSWORD  # noqa: E402
 from klash_sync.deliver.caldav.sync import Syncer, desired_for  # noqa: E402
 from klash_sync.programme.load import parse  # noqa: E402
-from klash_sync.service.live import Live  # noqa: E402
 from klash_sync.service.publish import publish  # noqa: E402
 from klash_sync.settings import Settings  # noqa: E402
 from klash_sync.state.store import Store  # noqa: E402
+from klash_sync.status import Live  # noqa: E402
 from klash_sync.web.app import App  # noqa: E402
 from klash_sync.web.server import bind, serve, shutdown  # noqa: E402
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from klash_sync.service.live import Live
 from klash_sync.settings import Settings
+from klash_sync.status import Live
 from klash_sync.web.app import App
 from klash_sync.web.server import bind, bound_url, serve, shutdown
 

@@ -62,7 +62,7 @@ def test_store_keeps_changes_from_the_second_version_on(tmp_path):
 
 
 def test_atom_feed_is_valid_and_escaped(tmp_path, serve_live):
-    from klash_sync.service.live import Live
+    from klash_sync.status import Live
 
     store = Store(tmp_path / "s.sqlite3")
     publish(parse(programme_text(VANTAA).encode(), "p"), store, now=T0, base_url="http://x")

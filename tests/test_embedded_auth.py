@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from klash_sync.embedded.mount import SERVICE_USER, Embedded
-from klash_sync.service.live import Live
+from klash_sync.status import Live
 
 from .conftest import fetch, synced_embedded_site
 from .servers import foreign_event

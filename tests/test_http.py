@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from klash_sync.programme.load import load
-from klash_sync.service.live import Live
 from klash_sync.service.publish import publish
 from klash_sync.state.store import Store
+from klash_sync.status import Live
 from klash_sync.web.http import http_date
 
 from .conftest import SHIPPED, fetch

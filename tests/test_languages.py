@@ -12,11 +12,12 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from klash_sync.programme.load import load
-from klash_sync.service.live import Live
 from klash_sync.service.publish import publish
 from klash_sync.state.store import Store
+from klash_sync.status import Live
 from klash_sync.web.atom import ATOM
-from klash_sync.web.page import _WEEKDAYS, LANGUAGE_NAMES, LANGUAGES, TEXTS
+from klash_sync.web.page import _WEEKDAYS
+from klash_sync.web.texts import LANGUAGE_NAMES, LANGUAGES, TEXTS
 from klash_sync.web.tokens import FeedKeys, token
 
 from .conftest import ROOT, SHIPPED, fetch

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from klash_sync.programme.load import load
-from klash_sync.service.live import Live
 from klash_sync.service.publish import publish
 from klash_sync.state.store import Store
+from klash_sync.status import Live
 from klash_sync.web.tokens import FeedKeys, rotate, token
 
 from .conftest import SHIPPED, fetch, run_cli

@@ -31,7 +31,7 @@ import pytest
 from lxml import etree
 
 from klash_sync.embedded.mount import SERVICE_USER, Embedded
-from klash_sync.service.live import Live
+from klash_sync.status import Live
 
 from .conftest import ROOT, fetch, programme_text, run_cli
 from .servers import foreign_event

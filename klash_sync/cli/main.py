@@ -132,7 +132,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
-    from klash_sync.service.live import Live
+    from klash_sync.status import Live
     from klash_sync.web.app import App
     from klash_sync.web.server import bind, bound_url, serve, shutdown, stop_signals
     from klash_sync.web.tokens import FeedKeys

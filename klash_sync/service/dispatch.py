@@ -1,121 +1,151 @@
-"""Which calendar the daemon syncs next: the ones an edit changed first, then the rest.
+"""Which units of a channel run next: the ones an edit changed first, then the rest.
+
+A unit is what one run of a channel delivers: one calendar (CalDAV), the outbox
+(invitations). Each channel describes its units with ``Unit``; this queue, one per
+channel, is the same for all of them.
 
 An organiser who fixes a typo expects the mentors concerned to see it in seconds,
-whatever the number of mentors. So a reload does not mark every calendar due: it
-compares each calendar's desired content with what the previous programme wanted and
-marks only the calendars that differ, *urgent*, ahead of the periodic pass. The
-periodic pass still visits every calendar, to put drift on the servers right.
+whatever the number of mentors. So a reload does not mark every unit due: it compares
+each unit's ``signature`` (what it should deliver) with what the previous programme
+wanted and marks only the units that differ, *urgent*, ahead of the periodic pass. The
+periodic pass still visits every unit, to put drift on the servers right. A channel
+with a quiet period (``quiet``: invitations wait until the organiser has stopped
+editing) holds a changed unit until the programme has been quiet that long.
 
-Jobs are handed to the worker pool only when a worker is free (never queued in it),
-so a job never starts with a desired state older than the one the daemon holds when
-it starts; a calendar whose job is running when its content changes stays due and
-runs again, with the new content, as soon as that job ends. At most ``per_host``
-jobs run against one origin at a time, so one provider is never hit by every worker.
+Units are handed to the worker pool only when a worker is free (never queued in it),
+so a run never starts with a desired state older than the one the daemon holds when it
+starts; a unit whose run is going on when its content changes stays due and runs
+again, with the new content, as soon as that run ends. At most ``per_group`` units of
+one group (the server they talk to) run at a time, so one provider is never hit by
+every worker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from klash_sync.deliver.base import origin as base_origin
-from klash_sync.deliver.caldav.plan import Desired
-from klash_sync.deliver.caldav.sync import Job
+from klash_sync.clock import Clock
 
-Signature = tuple[bool, tuple[str, ...], Mapping[str, Desired]]
-
-
-def signature(job: Job) -> Signature:
-    """What a job would make the calendar hold, and whether it leaves."""
-    return job.leaving, job.successors, job.desired
+T = TypeVar("T")
 
 
-def _same(a: Signature | None, b: Signature) -> bool:
-    """Equal content; the same desired mapping (carried over from the last snapshot) is quick."""
-    if a is None or a[0] != b[0] or a[1] != b[1]:
-        return False
-    if a[2] is b[2]:
-        return True
-    return {u: d.body for u, d in a[2].items()} == {u: d.body for u, d in b[2].items()}
+@dataclass(frozen=True)
+class Unit:
+    """How the scheduler sees one unit of a channel.
+
+    ``signature`` compares equal exactly when the unit would deliver the same thing;
+    ``last``: runs after the units named in ``after`` (a calendar being left is cleaned up
+    once the mentor's new calendar has been found).
+    """
+
+    key: str
+    mentor: str
+    signature: object
+    group: str = ""
+    last: bool = False
+    after: tuple[str, ...] = ()
 
 
-def origin(job: Job) -> str:
-    """The server a job talks to: scheme://host:port, or 'embedded'."""
-    url = job.target.get("url")
-    if not url:
-        return str(job.target.get("kind", "?"))
-    return base_origin(url)
+class Due(Generic[T]):
+    """A channel's to-do list: its items by key, which are due, which are urgent."""
 
+    def __init__(self, per_group: int, view: Callable[[T], Unit], *, quiet: float = 0.0,
+                 clock: Clock | None = None) -> None:
+        self.per_group = per_group
+        self.view = view
+        self.quiet = quiet
+        self.clock = clock or Clock()
+        self.jobs: dict[str, T] = {}
+        self.units: dict[str, Unit] = {}
+        self.pending: set[str] = set()
+        self.urgent: set[str] = set()
+        self._seen: dict[str, object] = {}
+        self._not_before: dict[str, float] = {}
 
-@dataclass
-class Due:
-    """The daemon's to-do list: jobs by key, which are due, which are urgent."""
+    def refresh(self, items: Iterable[T], *, all_due: bool) -> set[str]:
+        """Take a new list of items; return the keys whose content changed (now urgent).
 
-    per_host: int
-    jobs: dict[str, Job] = field(default_factory=dict)
-    pending: set[str] = field(default_factory=set)
-    urgent: set[str] = field(default_factory=set)
-    _seen: dict[str, Signature] = field(default_factory=dict)
-
-    def refresh(self, jobs: Iterable[Job], *, all_due: bool) -> set[str]:
-        """Take a new job list; return the keys whose content changed (now urgent).
-
-        With ``all_due`` (the periodic pass) every calendar becomes due; otherwise only
-        the changed ones join those already due (failed ones waiting for a retry).
+        With ``all_due`` (the periodic pass) every unit becomes due; otherwise only the
+        changed ones join those already due (failed ones waiting for a retry).
         """
-        fresh = {j.key: j for j in jobs}
-        changed = {k for k, j in fresh.items() if not _same(self._seen.get(k), signature(j))}
-        self._seen = {k: signature(j) for k, j in fresh.items()}
-        self.jobs = fresh
+        fresh = {}
+        units = {}
+        for item in items:
+            unit = self.view(item)
+            fresh[unit.key], units[unit.key] = item, unit
+        changed = {k for k, u in units.items()
+                   if k not in self._seen or self._seen[k] != u.signature}
+        self._seen = {k: u.signature for k, u in units.items()}
+        self.jobs, self.units = fresh, units
+        if self.quiet > 0:  # each change restarts the quiet period
+            until = self.clock.monotonic() + self.quiet
+            self._not_before = {k: (until if k in changed else t)
+                                for k, t in self._not_before.items() if k in fresh}
+            self._not_before.update({k: until for k in changed})
         keep = set(fresh) if all_due else self.pending & set(fresh)
         self.pending = keep | changed
         self.urgent = (self.urgent & set(fresh)) | changed
         return changed
 
+    def now(self, key: str) -> None:
+        """Due at once, ahead of the rest and past any quiet period (an operator asked)."""
+        self.pending.add(key)
+        self.urgent.add(key)
+        self._not_before.pop(key, None)
+
+    def drop(self, key: str) -> None:
+        """A unit that has done its last run (a calendar left and cleaned up)."""
+        self.jobs.pop(key, None)
+        self.units.pop(key, None)
+        self.pending.discard(key)
+        self.urgent.discard(key)
+
     def take(self, inflight: Mapping[str, object], free: int,
              ready: Callable[[str], bool]) -> list[str]:
-        """Up to ``free`` due keys to start now: urgent first, leaving ones after the rest.
+        """Up to ``free`` due keys to start now: urgent first, ``last`` ones after the rest.
 
         ``ready(key)`` says whether a key is past its backoff; urgent keys skip it (a new
-        desired state is a new reason to try). A leaving calendar waits while one of the
-        mentor's current calendars is still due or running: cleanup needs them found.
+        desired state is a new reason to try). A ``last`` unit waits while one it comes
+        after is still due or running.
         """
         if free <= 0 or not self.pending:
             return []
         busy: dict[str, int] = {}
         for key in inflight:
-            job = self.jobs.get(key)
-            if job is not None:
-                host = origin(job)
-                busy[host] = busy.get(host, 0) + 1
+            unit = self.units.get(key)
+            if unit is not None:
+                busy[unit.group] = busy.get(unit.group, 0) + 1
         chosen: list[str] = []
         for key in self._startable(inflight, ready):
             if len(chosen) >= free:
                 break
-            host = origin(self.jobs[key])
-            if busy.get(host, 0) >= self.per_host:
+            group = self.units[key].group
+            if busy.get(group, 0) >= self.per_group:
                 continue
-            busy[host] = busy.get(host, 0) + 1
+            busy[group] = busy.get(group, 0) + 1
             chosen.append(key)
         self.pending.difference_update(chosen)
         self.urgent.difference_update(chosen)
         return chosen
 
     def waiting(self, inflight: Mapping[str, object], ready: Callable[[str], bool]) -> bool:
-        """Whether some due job could start now (with every worker free)."""
+        """Whether some due unit could start now (with every worker free)."""
         return next(iter(self._startable(inflight, ready)), None) is not None
 
     def _startable(self, inflight: Mapping[str, object],
                    ready: Callable[[str], bool]) -> Iterator[str]:
         def rank(key: str) -> tuple[bool, bool, str]:
-            return key not in self.urgent, self.jobs[key].leaving, key
+            return key not in self.urgent, self.units[key].last, key
 
-        for key in sorted((k for k in self.pending if k in self.jobs), key=rank):
-            if key in inflight:
+        now = self.clock.monotonic() if self._not_before else 0.0
+        for key in sorted((k for k in self.pending if k in self.units), key=rank):
+            if key in inflight or self._not_before.get(key, now) > now:
                 continue
-            job = self.jobs[key]
+            unit = self.units[key]
             if key not in self.urgent and not ready(key):
                 continue
-            if job.leaving and any(s in self.pending or s in inflight for s in job.successors):
+            if unit.last and any(s in self.pending or s in inflight for s in unit.after):
                 continue
             yield key

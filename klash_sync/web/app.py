@@ -15,12 +15,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from klash_sync.render.snapshot import Feed
-from klash_sync.service.live import Live
 from klash_sync.settings import Settings
 from klash_sync.state.records import Change
+from klash_sync.status import Live
 from klash_sync.web.atom import atom
 from klash_sync.web.http import accepts_gzip, http_date, not_modified, preferred_language
-from klash_sync.web.page import LANGUAGES, SCRIPT_HASH, Page
+from klash_sync.web.page import SCRIPT_HASH, Page
+from klash_sync.web.texts import LANGUAGES
 from klash_sync.web.tokens import FeedKeys
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,12 @@ from pathlib import Path
 
 from klash_sync.errors import UserError
 from klash_sync.render.snapshot import Snapshot
-from klash_sync.service.live import Live
 from klash_sync.settings import Settings
 from klash_sync.state.records import Change
+from klash_sync.status import Live
 from klash_sync.web.atom import atom
-from klash_sync.web.page import LANGUAGES, Page
+from klash_sync.web.page import Page
+from klash_sync.web.texts import LANGUAGES
 from klash_sync.web.tokens import FeedKeys
 
 KEEP = 2  # versions kept: the current one and the one before, for clients mid-download

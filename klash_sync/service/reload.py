@@ -1,0 +1,128 @@
+"""Loading the programme into the running service: applied only when valid, else the last good one.
+
+A programme that fails validation is never applied: the last good one keeps being
+served and delivered, and the error is shown on /healthz and the page until the file
+is fixed. Every applied programme is also kept in the state directory
+(``programme.last-good.toml``), so a service started with a broken file serves the
+last programme that was valid rather than nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from klash_sync.clock import Clock
+from klash_sync.errors import ProgrammeError
+from klash_sync.programme.load import parse
+from klash_sync.render.snapshot import Snapshot
+from klash_sync.service.metrics import Metrics
+from klash_sync.service.publish import publish
+from klash_sync.settings import Settings
+from klash_sync.state.store import Store
+from klash_sync.status import Live
+
+log = logging.getLogger(__name__)
+
+
+class Loader:
+    """Reads, validates, publishes and hands over the programme; ``applied`` hears of each."""
+
+    def __init__(self, settings: Settings, store: Store, live: Live, metrics: Metrics, clock: Clock,
+                 applied: Callable[[Snapshot], None]) -> None:
+        self.settings = settings
+        self.store = store
+        self.live = live
+        self.metrics = metrics
+        self.clock = clock
+        self.applied = applied
+        self._last_raw: bytes | None = None
+
+    def reload(self, *, initial: bool = False) -> bool:
+        """Load the programme file; apply it only if it is valid. Returns True if applied."""
+        path = self.settings.programme
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            return self._reject(f"{path}: the file cannot be read ({e.strerror})")
+        if raw == self._last_raw and self.live.programme_error is None:
+            return False  # touched but unchanged
+        try:
+            programme = parse(raw, str(path))
+        except ProgrammeError as e:
+            if initial and self._last_raw is None:
+                self._use_last_good(str(e))
+            return self._reject(str(e))
+        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.event_base_url,
+                           previous=self.live.snapshot)
+        self._apply(snapshot, raw)
+        return True
+
+    def republish(self) -> None:
+        """Publish the current programme again: the store's SEQUENCEs were raised by a sync."""
+        snapshot = self.live.snapshot
+        if snapshot is None:
+            return
+        fresh = publish(snapshot.programme, self.store, now=self.clock.now(),
+                        base_url=self.settings.event_base_url, previous=snapshot)
+        self.live.set_snapshot(fresh, from_file=False)  # a broken file on disk is still reported
+        log.info("republished the programme with SEQUENCEs raised above the servers' copies")
+        self.applied(fresh)
+
+    def _apply(self, snapshot: Snapshot, raw: bytes) -> None:
+        self._last_raw = raw
+        self.live.set_snapshot(snapshot)
+        self._save_last_good(raw)
+        self.metrics.reloads.labels(result="ok").inc()
+        self.metrics.valid.set(1)
+        self.metrics.sessions.set(len(snapshot.programme.sessions))
+        self.metrics.loaded.set(snapshot.loaded_at.timestamp())
+        log.info("programme loaded: %d sessions, %d mentors%s", len(snapshot.programme.sessions),
+                 len(snapshot.programme.mentors), what_happened(snapshot.happened))
+        self.applied(snapshot)
+
+    def _reject(self, message: str) -> bool:
+        self.live.set_error(message, self.clock.now())
+        self.metrics.reloads.labels(result="invalid").inc()
+        self.metrics.valid.set(0)
+        still = "nothing is served until it is fixed" if self.live.snapshot is None else \
+            f"still using the programme loaded at {self.live.snapshot.loaded_at:%Y-%m-%d %H:%M:%S} UTC"
+        log.error("programme not applied (%s):\n%s", still, message)
+        return False
+
+    @property
+    def _last_good_path(self) -> Path:
+        return self.settings.state_dir / "programme.last-good.toml"
+
+    def _save_last_good(self, raw: bytes) -> None:
+        tmp = self._last_good_path.with_suffix(".tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_bytes(raw)
+            tmp.replace(self._last_good_path)
+
+    def _use_last_good(self, error: str) -> None:
+        """At start with a broken file, serve the last programme that was valid."""
+        try:
+            raw = self._last_good_path.read_bytes()
+            programme = parse(raw, str(self._last_good_path))
+        except (OSError, ProgrammeError):
+            return
+        log.warning("starting with the last good programme from %s", self._last_good_path)
+        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.event_base_url)
+        self._apply(snapshot, raw)
+        self.live.set_error(error, self.clock.now())
+        self._last_raw = None
+
+
+def what_happened(happened: dict[str, str]) -> str:
+    """'; vantaa changed, joensuu added' — or counts, when a whole programme arrives at once."""
+    if not happened:
+        return ""
+    if len(happened) <= 10:
+        return "; " + ", ".join(f"{sid} {what}" for sid, what in sorted(happened.items()))
+    counts: dict[str, int] = {}
+    for what in happened.values():
+        counts[what] = counts.get(what, 0) + 1
+    return "; " + ", ".join(f"{n} {what}" for what, n in sorted(counts.items()))
