@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from klash_sync.clock import FakeClock
-from klash_sync.service.timing import Backoff, Debouncer, Periodic
+from klash_sync.service.timing import Debouncer, Periodic
+from klash_sync.state.backoff import Backoff
 
 
 def test_debounce_fires_once_after_the_burst_settles():

@@ -34,9 +34,10 @@ from klash_sync.service.health import health
 from klash_sync.service.metrics import Metrics
 from klash_sync.service.reload import Loader
 from klash_sync.service.scheduler import Ask, Channel, Outcome, Scheduler
-from klash_sync.service.timing import Backoff, Debouncer, Periodic
+from klash_sync.service.timing import Debouncer, Periodic
 from klash_sync.service.watch import Watcher
 from klash_sync.settings import Settings
+from klash_sync.state.backoff import Backoff
 from klash_sync.state.store import Store
 from klash_sync.status import Live
 from klash_sync.web.app import App
@@ -77,8 +78,12 @@ class Daemon:
         # The two channels operator requests name (control.py) and the syncer is given to.
         self.calendars = next(c for c in self.channels if isinstance(c, Calendars))
         self.invitations = next(c for c in self.channels if isinstance(c, Invitations))
+        # One backoff formula for every channel, kept in the store: a restart does not
+        # hammer a server that was failing a minute ago.
         self.scheduler = Scheduler(self.channels, self.live, self.metrics, self.clock,
-                                   retry_max=settings.retry_max)
+                                   retry_max=settings.retry_max,
+                                   backoff=lambda name: Backoff(self.clock, self.store, channel=name,
+                                                                cap=settings.retry_max))
         self.debouncer = Debouncer(settings.debounce, self.clock)
         self.watcher = Watcher(settings.programme, self.debouncer, self.clock)
         self.loader = Loader(settings, self.store, self.live, self.metrics, self.clock,

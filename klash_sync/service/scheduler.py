@@ -35,7 +35,7 @@ from klash_sync.clock import Clock
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.service.dispatch import Due, Unit
 from klash_sync.service.metrics import Metrics
-from klash_sync.service.timing import Backoff
+from klash_sync.state.backoff import Backoff
 from klash_sync.status import Live, Record
 
 log = logging.getLogger(__name__)

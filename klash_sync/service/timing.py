@@ -1,7 +1,6 @@
 """Time-driven pieces of the daemon, each on an injectable clock so tests never sleep.
 
 * ``Debouncer``: a burst of file events becomes one reload, once the file is quiet.
-* ``Backoff``: per-calendar exponential backoff with jitter, capped.
 * ``Periodic``: the ``schedule`` library, driven by our clock.
 """
 
@@ -9,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import random
 import threading
 import types
 from collections.abc import Callable, Iterator
@@ -52,42 +50,6 @@ class Debouncer:
     @property
     def pending(self) -> bool:
         return self._deadline is not None or self._forced
-
-
-class Backoff:
-    """Exponential backoff per key: base·2ⁿ seconds, capped, times a jitter in [½, 1].
-
-    Jitter spreads retries of many calendars on one failing server, so they do not
-    all come back at the same second ("equal jitter").
-    """
-
-    def __init__(self, clock: Clock, *, base: float = 5.0, cap: float = 900.0,
-                 rand: Callable[[], float] = random.random) -> None:
-        self.clock = clock
-        self.base = base
-        self.cap = cap
-        self.rand = rand
-        self._failures: dict[str, int] = {}
-        self._ready_at: dict[str, float] = {}
-
-    def failed(self, key: str) -> float:
-        """Record a failure; return how long to wait before the next try."""
-        n = self._failures.get(key, 0) + 1
-        self._failures[key] = n
-        delay = min(self.cap, self.base * 2.0 ** (n - 1))
-        delay *= 0.5 + self.rand() / 2
-        self._ready_at[key] = self.clock.monotonic() + delay
-        return delay
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
-        self._ready_at.pop(key, None)
-
-    def ready(self, key: str) -> bool:
-        return self.clock.monotonic() >= self._ready_at.get(key, float("-inf"))
-
-    def failures(self, key: str) -> int:
-        return self._failures.get(key, 0)
 
 
 class Periodic:

@@ -49,12 +49,13 @@ def delay(failures: int, *, base: float, cap: float,
 class Backoff:
     """Exponential backoff per recipient of one channel, persisted in the state store.
 
-    The API of the daemon's in-memory backoff it replaces: ``failed(key)`` returns the
-    pause, ``succeeded(key)`` forgets the failures, ``ready(key)`` says whether the
-    pause is over, ``failures(key)`` counts them.
+    ``failed(key)`` returns the pause, ``succeeded(key)`` forgets the failures,
+    ``ready(key)`` says whether the pause is over, ``failures(key)`` counts them. Without
+    a store (a one-shot command, a simulation) the same formula is kept in memory only.
     """
 
-    def __init__(self, clock: Clock, store: Store, *, channel: str = "caldav", base: float = 5.0,
+    def __init__(self, clock: Clock, store: Store | None = None, *, channel: str = "caldav",
+                 base: float = 5.0,
                  cap: float = 900.0, rand: Callable[[], float] = random.random) -> None:
         self.clock = clock
         self.store = store
@@ -65,11 +66,12 @@ class Backoff:
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
         self._ready_at: dict[str, float] = {}  # monotonic
-        store.add_schema(_SCHEMA)
-        self._load()
+        if store is not None:
+            store.add_schema(_SCHEMA)
+            self._load(store)
 
-    def _load(self) -> None:
-        with self.store.reading() as db:
+    def _load(self, store: Store) -> None:
+        with store.reading() as db:
             rows = db.execute("SELECT recipient, failures, ready_at FROM backoff WHERE channel=?",
                               (self.channel,)).fetchall()
         now, mono = self.clock.now(), self.clock.monotonic()
@@ -102,6 +104,8 @@ class Backoff:
         """Persist one change. Memory stays right if the store cannot be written (a broken
         or removed state directory is reported by the store's own writes): pausing a
         failing server must not itself become a failure."""
+        if self.store is None:
+            return
         try:
             with self.store.transaction() as db:
                 db.execute(sql, args)
