@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from klash_sync.deliver.caldav.plan import Desired
 from klash_sync.deliver.caldav.sync import Job
-from klash_sync.service.channels.caldav import CalendarDue as Due
+from klash_sync.service.dispatch import CalendarDue as Due
 
 
 def job(key: str, host: str, body: bytes = b"v1", *, leaving: bool = False,

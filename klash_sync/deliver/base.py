@@ -1,35 +1,36 @@
-"""The shape every delivery channel shares, written once: protocol, results, guard, helpers.
+"""The shape every delivery channel shares, written once: the channel protocol and its values.
 
-A channel (CalDAV push, e-mail invitations, the next one) says what each recipient
-should have (``desired``), reads what is there or was sent (``observe``), decides
-purely what to do (``plan``) and does it (``apply``), recording every confirmed effect
-before the next, so a crash loses nothing and repeats nothing. Each recipient's outcome
-is a ``Result``; a pass is a ``Report`` of them, so the service above shows, retries
-and counts every channel the same way.
+A channel (the CalDAV push, the e-mail invitations, the next one) is one folder under
+``deliver/`` with a class satisfying ``Channel``. Per snapshot it lists its units (one
+recipient: a calendar, a mentor's mailbox) and describes each as a ``Unit`` whose
+signature says what the unit should receive; ``run`` delivers one unit: it reads what is
+there or was sent, plans purely (``deliver/<channel>/plan.py``), applies the plan while
+recording every confirmed effect before the next, and returns an ``Outcome``. Everything
+else is written once above the channels, in ``service/scheduler.py``: debounce and quiet
+periods, which unit is due, the persisted backoff (``state/backoff.py``), per-recipient
+isolation, status for the page, ``/healthz`` and metrics, and the answer to an operator
+who asked (``Ask``). Adding a channel is one new folder and one line in
+``service/daemon.channels``.
 
-Written once here as well: the mass-change ``Guard`` (one rule for "this would empty
-most of a recipient's calendar"), ``one_line`` (an error as one safe line for the page,
-``/healthz`` and the log) and ``origin`` (the server a URL names, for per-host limits).
-The persisted backoff is ``klash_sync.state.backoff``: it needs only the store.
+Also written once here: the mass-change ``Guard`` (one rule for "this would empty most
+of a recipient's calendar"), ``one_line`` (an error as one safe line for the page,
+``/healthz`` and the log), ``origin`` (the server a URL names, for per-host limits), and
+``Result``/``Report``, the per-recipient results of a one-shot pass that the CLI prints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from klash_sync.logs import redact
 from klash_sync.render.snapshot import Snapshot
+from klash_sync.status import Record
 
 _LIMIT = 300  # characters of an error shown on the status page and /healthz
 
-# A channel's own types: what a recipient should have, what was observed, one action.
-D = TypeVar("D")
-O = TypeVar("O")  # noqa: E741 - the protocol's letters: Desired, Observed, Action
-A = TypeVar("A")
-L = TypeVar("L", contravariant=True)  # the channel's ledger (the store, the outbox)
 
 
 def one_line(error: object, *, limit: int | None = _LIMIT) -> str:
@@ -124,29 +125,76 @@ class Report(Generic[R]):
         return sum(r.changed for r in self.results)
 
 
-class Channel(Protocol[D, O, A, L]):
-    """What every channel offers the service: four steps, the third one pure.
+@dataclass(frozen=True)
+class Unit:
+    """How the scheduler sees one unit of a channel.
 
-    * ``desired(snapshot)``: per recipient, what they should have from the programme;
-    * ``observe(recipient)``: what is there (a calendar's listing) or was sent (the outbox);
-    * ``plan(desired, observed, ledger)``: the actions that close the gap, computed
-      without any I/O, so it can be tested and previewed exactly;
-    * ``apply(actions)``: perform them in order, recording each confirmed effect in the
-      ledger before the next, and report per recipient.
-
-    Where the two channels have each step today (as functions, not yet as one class):
-    CalDAV: ``caldav.jobs.jobs_for`` / ``desired_for``, ``caldav.remote.observe``,
-    ``caldav.plan.plan`` with ``is_mass_delete``, ``caldav.apply.Apply``, driven per
-    calendar by ``caldav.sync.Syncer.sync_one``. E-mail: the snapshot, ``invite.outbox``
-    (``sent``/``pending``), ``invite.plan.plan_invitations``, ``invite.channel.send``.
+    ``signature`` compares equal exactly when the unit would deliver the same thing;
+    ``last``: runs after the units named in ``after`` (a calendar being left is cleaned up
+    once the mentor's new calendar has been found).
     """
 
-    name: str
+    key: str
+    mentor: str
+    signature: object
+    group: str = ""
+    last: bool = False
+    after: tuple[str, ...] = ()
 
-    def desired(self, snapshot: Snapshot) -> Mapping[str, D]: ...
 
-    def observe(self, recipient: str) -> O: ...
+@dataclass(frozen=True)
+class Ask:
+    """An operator's request for units of a channel: run now, perhaps past the mass-change guard."""
 
-    def plan(self, desired: D, observed: O, ledger: L) -> Sequence[A]: ...
+    allow_mass: bool
+    done: Callable[[str, Outcome], None]  # told each unit's outcome, from the loop's thread
 
-    def apply(self, actions: Sequence[A]) -> Report[Any]: ...
+
+@dataclass
+class Outcome:
+    """What one run of one unit came to."""
+
+    ok: bool
+    error: str | None = None  # one line
+    counts: dict[str, int] = field(default_factory=dict)  # shown in its status record
+    actions: dict[str, int] = field(default_factory=dict)  # writes, by kind, for the metrics
+    failed: tuple[str, ...] = ()  # mentors whose delivery failed in this run
+    seconds: float = 0.0
+    lines: list[str] = field(default_factory=list)  # what an operator who asked is told
+    retry: bool = True  # a failure is retried after a backoff (not when the channel retries itself)
+    republish: bool = False  # the run raised the store's SEQUENCEs: publish the programme again
+    done: bool = False  # the unit has made its last run (a calendar left, cleaned up)
+
+
+class Channel(Protocol):
+    """One way of reaching mentors, as the scheduler drives it.
+
+    ``items(snapshot)`` are its units' work items for a programme, ``view(item)`` how the
+    scheduler sees one, ``run(item, snapshot, ask)`` delivers it (observe, plan, apply,
+    record) and never raises for a recipient's failure. ``retry_due`` says a retry time the
+    channel keeps itself has come; ``status`` gives the records of a channel that keeps its
+    own (``reports``); ``close`` releases connections once the runs have finished.
+    """
+
+    name: str  # "caldav"
+    section: str  # how status, /healthz and /metrics name its units: "calendars"
+    unit: str | None  # a record's key on /healthz, when it is not the mentor: "calendar"
+    levels: tuple[str, ...]  # counts that are current levels (gauges on /metrics)
+    workers: int
+    per_group: int
+    quiet: float  # seconds the programme must be quiet before a change is delivered
+    reports: bool  # keeps its status itself (read with ``status``), rather than per run
+
+    def items(self, snapshot: Snapshot) -> Iterable[Any]: ...
+
+    def view(self, item: Any) -> Unit: ...
+
+    def run(self, item: Any, snapshot: Snapshot, ask: Ask | None) -> Outcome: ...
+
+    def retry_due(self) -> bool: ...
+
+    def status(self, snapshot: Snapshot | None) -> tuple[list[Record], list[str]] | None: ...
+
+    def close(self, finished: bool) -> None: ...
+
+

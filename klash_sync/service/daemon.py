@@ -24,16 +24,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from klash_sync.clock import Clock
+from klash_sync.deliver.base import Ask, Channel, Outcome
+from klash_sync.deliver.caldav.channel import Calendars
 from klash_sync.deliver.caldav.sync import Syncer
+from klash_sync.deliver.invite.channel import Invitations
 from klash_sync.embedded.mount import Embedded
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.service import control as handover
-from klash_sync.service.channels.caldav import Calendars
-from klash_sync.service.channels.invite import Invitations
 from klash_sync.service.health import health
 from klash_sync.service.metrics import Metrics
 from klash_sync.service.reload import Loader
-from klash_sync.service.scheduler import Ask, Channel, Outcome, Scheduler
+from klash_sync.service.scheduler import Scheduler
 from klash_sync.service.timing import Debouncer, Periodic
 from klash_sync.service.watch import Watcher
 from klash_sync.settings import Settings

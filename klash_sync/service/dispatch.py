@@ -23,29 +23,14 @@ every worker.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from klash_sync.clock import Clock
+from klash_sync.deliver.base import Unit
+from klash_sync.deliver.caldav.channel import calendar_unit
+from klash_sync.deliver.caldav.sync import Job
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Unit:
-    """How the scheduler sees one unit of a channel.
-
-    ``signature`` compares equal exactly when the unit would deliver the same thing;
-    ``last``: runs after the units named in ``after`` (a calendar being left is cleaned up
-    once the mentor's new calendar has been found).
-    """
-
-    key: str
-    mentor: str
-    signature: object
-    group: str = ""
-    last: bool = False
-    after: tuple[str, ...] = ()
 
 
 class Due(Generic[T]):
@@ -149,3 +134,10 @@ class Due(Generic[T]):
             if unit.last and any(s in self.pending or s in inflight for s in unit.after):
                 continue
             yield key
+
+
+class CalendarDue(Due[Job]):
+    """The CalDAV channel's queue: calendars, at most ``per_host`` a server at a time."""
+
+    def __init__(self, per_host: int) -> None:
+        super().__init__(per_host, calendar_unit)

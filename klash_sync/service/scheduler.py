@@ -1,9 +1,9 @@
 """One scheduler over every delivery channel: what is written once, above the channels.
 
-A channel (``Channel`` below; the CalDAV push and the e-mail invitations in
-``service/channels/``) says which units it has for a snapshot, how the scheduler sees
-each (``dispatch.Unit``), and runs one unit. Everything else is here, the same for
-every channel:
+A channel (``deliver.base.Channel``: the CalDAV push in ``deliver/caldav/channel.py``,
+the e-mail invitations in ``deliver/invite/channel.py``) says which units it has for a
+snapshot, how the scheduler sees each (``deliver.base.Unit``), and runs one unit.
+Everything else is here, the same for every channel:
 
 * which units are due: changed ones first, after the channel's quiet period, the rest
   on the periodic pass, and again whenever the channel's own retry clock says so
@@ -26,68 +26,19 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from klash_sync.clock import Clock
+from klash_sync.deliver.base import Ask, Channel, Outcome
 from klash_sync.render.snapshot import Snapshot
-from klash_sync.service.dispatch import Due, Unit
+from klash_sync.service.dispatch import Due
 from klash_sync.service.metrics import Metrics
 from klash_sync.state.backoff import Backoff
 from klash_sync.status import Live, Record
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Ask:
-    """An operator's request for units of a channel: run now, perhaps past the mass-change guard."""
-
-    allow_mass: bool
-    done: Callable[[str, Outcome], None]  # told each unit's outcome, from the loop's thread
-
-
-@dataclass
-class Outcome:
-    """What one run of one unit came to."""
-
-    ok: bool
-    error: str | None = None  # one line
-    counts: dict[str, int] = field(default_factory=dict)  # shown in its status record
-    actions: dict[str, int] = field(default_factory=dict)  # writes, by kind, for the metrics
-    failed: tuple[str, ...] = ()  # mentors whose delivery failed in this run
-    seconds: float = 0.0
-    lines: list[str] = field(default_factory=list)  # what an operator who asked is told
-    retry: bool = True  # a failure is retried after a backoff (not when the channel retries itself)
-    republish: bool = False  # the run raised the store's SEQUENCEs: publish the programme again
-    done: bool = False  # the unit has made its last run (a calendar left, cleaned up)
-
-
-class Channel(Protocol):
-    """One way of reaching mentors, as the scheduler drives it."""
-
-    name: str  # "caldav"
-    section: str  # how status, /healthz and /metrics name its units: "calendars"
-    unit: str | None  # a record's key on /healthz, when it is not the mentor: "calendar"
-    levels: tuple[str, ...]  # counts that are current levels (gauges on /metrics)
-    workers: int
-    per_group: int
-    quiet: float  # seconds the programme must be quiet before a change is delivered
-    reports: bool  # keeps its status itself (read with ``status``), rather than per run
-
-    def items(self, snapshot: Snapshot) -> Iterable[Any]: ...
-
-    def view(self, item: Any) -> Unit: ...
-
-    def run(self, item: Any, snapshot: Snapshot, ask: Ask | None) -> Outcome: ...
-
-    def retry_due(self) -> bool: ...
-
-    def status(self, snapshot: Snapshot | None) -> tuple[list[Record], list[str]] | None: ...
-
-    def close(self, finished: bool) -> None: ...
 
 
 class Lane:

@@ -14,10 +14,10 @@ import time
 from datetime import UTC, datetime
 
 from klash_sync.clock import FakeClock
-from klash_sync.service.dispatch import Unit
+from klash_sync.deliver.base import Ask, Outcome, Unit
 from klash_sync.service.health import health
 from klash_sync.service.metrics import Metrics
-from klash_sync.service.scheduler import Ask, Outcome, Scheduler
+from klash_sync.service.scheduler import Scheduler
 from klash_sync.status import Live
 
 SNAPSHOT = object()  # the channels below read nothing from it

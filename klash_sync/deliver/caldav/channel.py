@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
+from klash_sync.deliver.base import Ask, Outcome, Unit
 from klash_sync.deliver.base import origin as base_origin
 from klash_sync.deliver.caldav.plan import Desired
 from klash_sync.deliver.caldav.sync import Job, Syncer, carry_cache, jobs_for
 from klash_sync.render.snapshot import Snapshot
-from klash_sync.service.dispatch import Due, Unit
-from klash_sync.service.scheduler import Ask, Outcome
 from klash_sync.settings import Settings
 from klash_sync.state.store import Store
 from klash_sync.status import Record
@@ -57,13 +56,6 @@ def origin(job: Job) -> str:
 
 def calendar_unit(job: Job) -> Unit:
     return Unit(job.key, job.mentor, Signature(job), origin(job), job.leaving, job.successors)
-
-
-class CalendarDue(Due[Job]):
-    """The CalDAV channel's queue: calendars, at most ``per_host`` a server at a time."""
-
-    def __init__(self, per_host: int) -> None:
-        super().__init__(per_host, calendar_unit)
 
 
 class Calendars:
