@@ -171,9 +171,10 @@ class Channel(Protocol):
 
     ``items(snapshot)`` are its units' work items for a programme, ``view(item)`` how the
     scheduler sees one, ``run(item, snapshot, ask)`` delivers it (observe, plan, apply,
-    record) and never raises for a recipient's failure. ``retry_due`` says a retry time the
-    channel keeps itself has come; ``status`` gives the records of a channel that keeps its
-    own (``reports``); ``close`` releases connections once the runs have finished.
+    record) and never raises for a recipient's failure. ``retry_due`` names the units
+    whose retry time, kept by the channel itself, has come; ``status`` gives the records of
+    a channel that keeps its own (``reports``); ``close`` releases connections once the
+    runs have finished.
     """
 
     name: str  # "caldav"
@@ -191,7 +192,7 @@ class Channel(Protocol):
 
     def run(self, item: Any, snapshot: Snapshot, ask: Ask | None) -> Outcome: ...
 
-    def retry_due(self) -> bool: ...
+    def retry_due(self) -> set[str]: ...
 
     def status(self, snapshot: Snapshot | None) -> tuple[list[Record], list[str]] | None: ...
 

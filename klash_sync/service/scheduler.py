@@ -114,9 +114,8 @@ class Scheduler:
         if snapshot is None or self.stopping:
             return
         for lane in self.lanes.values():
-            if lane.channel.retry_due():
-                for key in lane.due.jobs:
-                    lane.due.pending.add(key)
+            for key in lane.channel.retry_due() & lane.due.jobs.keys():
+                lane.due.pending.add(key)
             free = lane.channel.workers - len(lane.inflight)
             for key in lane.due.take(lane.inflight, free, lane.backoff.ready):
                 asked = lane.asks.pop(key, None)

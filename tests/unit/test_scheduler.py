@@ -66,7 +66,7 @@ class Memory:
         return Outcome(True, counts={"sent": 1}, actions={"send": 1}, lines=[f"ok {recipient}"])
 
     def retry_due(self):
-        return False
+        return set()
 
     def status(self, snapshot):
         return None

@@ -107,8 +107,8 @@ class Calendars:
             republish=bool(result.raised), done=item.leaving and result.ok,
         )
 
-    def retry_due(self) -> bool:
-        return False  # retries come on the scheduler's backoff
+    def retry_due(self) -> set[str]:
+        return set()  # retries come on the scheduler's backoff
 
     def status(self, snapshot: Snapshot | None) -> tuple[list[Record], list[str]] | None:
         return None  # the scheduler records each sync's outcome

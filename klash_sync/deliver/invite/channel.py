@@ -35,7 +35,6 @@ from klash_sync.deliver.invite.outbox import MentorOutbox, Outbox
 from klash_sync.deliver.invite.plan import Invitation, InvitePlan, invited, plan_invitations, release
 from klash_sync.deliver.invite.smtp import Outcome, SmtpConfig, Transport, smtp_config
 from klash_sync.errors import SettingsError
-from klash_sync.programme.model import Programme
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.settings import Settings
 from klash_sync.state.store import Store
@@ -115,13 +114,14 @@ class InviteReport:
 
 
 def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime,
-             retry_waiting: bool = False) -> InvitePlan:
-    """The current plan; an empty one when the programme has no sender for invitations."""
+             retry_waiting: bool = False, only: str | None = None) -> InvitePlan:
+    """The current plan (for one mentor's mailbox with ``only``); an empty one when the
+    programme has no sender for invitations."""
     email = snapshot.programme.programme.organiser_email
     if email is None:
         return InvitePlan()
     return plan_invitations(snapshot, outbox.sent(), outbox.pending(), now=now,
-                            organiser_email=email, retry_waiting=retry_waiting)
+                            organiser_email=email, retry_waiting=retry_waiting, only=only)
 
 
 def send(
@@ -134,13 +134,15 @@ def send(
     retry_max: float = 900.0,
     retry_waiting: bool = False,
     on_delivery: Callable[[Delivery], None] | None = None,
+    only: str | None = None,
 ) -> InviteReport:
-    """Plan and send every due invitation, recording each step in the outbox."""
+    """Plan and send every due invitation (to one mentor with ``only``), recording each
+    step in the outbox."""
     moment = now()
-    plan = plan_now(snapshot, outbox, now=moment, retry_waiting=retry_waiting)
+    plan = plan_now(snapshot, outbox, now=moment, retry_waiting=retry_waiting, only=only)
     if allow_mass_cancel:
         plan = release(plan)
-    outbox.drop_pending_except(plan.keep)
+    outbox.drop_pending_except(plan.keep, mentor=only)
     report = InviteReport(held=plan.held)
     for mentor, items in plan.held.items():
         log.warning("holding %d cancellations for %s: more than half of their upcoming sessions "
@@ -182,7 +184,31 @@ def send(
 
 # ------------------------------------------------ the channel, as the scheduler drives it
 
-OUTBOX = "outbox"
+
+@dataclass(frozen=True)
+class Mailbox:
+    """One unit of this channel: a mentor's mailbox, and what it should have been sent.
+
+    ``signature`` is the address and, per session of theirs, its SEQUENCE and content:
+    an edit marks due exactly the mentors it concerns. A mentor who left the programme
+    but still holds invitations is a unit too, until their cancellations are out.
+    """
+
+    mentor: str
+    signature: tuple[object, ...]
+
+
+def mailboxes(snapshot: Snapshot, outbox: Outbox) -> list[Mailbox]:
+    programme = snapshot.programme
+    email = programme.programme.organiser_email
+    found = {}
+    for mentor in invited(programme):
+        sessions = tuple((s.id, snapshot.revisions[s.id].sequence, snapshot.hashes.get(s.id, ""))
+                         for s in programme.sessions_of(mentor.id))
+        found[mentor.id] = Mailbox(mentor.id, (mentor.email, mentor.name, email, sessions))
+    for mentor_id in outbox.mentors() - set(found):
+        found[mentor_id] = Mailbox(mentor_id, ("gone",))
+    return [found[m] for m in sorted(found)]
 
 
 def record(line: MentorOutbox) -> Record:
@@ -194,13 +220,13 @@ def record(line: MentorOutbox) -> Record:
 
 
 class Invitations:
-    """The ``Channel`` of e-mail invitations."""
+    """The ``Channel`` of e-mail invitations: one unit per mentor's mailbox."""
 
     name = "invite"
     section = "invitations"
     unit: str | None = None
     levels: tuple[str, ...] = ("sent", "pending", "failed")
-    workers = 1  # one pass at a time: two passes never send at once
+    workers = 1  # one mailbox at a time: two sends never overlap on the SMTP server
     per_group = 1
     reports = True  # status is per mentor, read from the outbox
 
@@ -219,40 +245,49 @@ class Invitations:
         self._lock = threading.Lock()
         self.held: dict[str, list[Invitation]] = {}
 
-    def items(self, snapshot: Snapshot) -> Iterable[Programme]:
-        return [snapshot.programme] if invited(snapshot.programme) else []
+    def items(self, snapshot: Snapshot) -> Iterable[Mailbox]:
+        return mailboxes(snapshot, self.outbox)
 
-    @staticmethod
-    def everything(snapshot: Snapshot) -> dict[str, Programme]:
-        """The one unit, whether or not anyone is invited (an operator's `invites --send`)."""
-        return {OUTBOX: snapshot.programme}
+    def everything(self, snapshot: Snapshot) -> dict[str, Mailbox]:
+        """Every mailbox (an operator's `invites --send`)."""
+        return {m.mentor: m for m in mailboxes(snapshot, self.outbox)}
 
-    def view(self, item: Programme) -> base.Unit:
-        return base.Unit(OUTBOX, "*", item)  # the programme compares by content
+    def view(self, item: Mailbox) -> base.Unit:
+        return base.Unit(item.mentor, item.mentor, item.signature)
 
-    def run(self, item: Programme, snapshot: Snapshot, ask: base.Ask | None) -> base.Outcome:
+    def run(self, item: Mailbox, snapshot: Snapshot, ask: base.Ask | None) -> base.Outcome:
         if self.config is None:
             if not self._warned:
                 log.error("mentors have invite = true but no invitations are sent: %s",
                           self._no_server())
                 self._warned = True
             return base.Outcome(False, self._no_server(), lines=["no SMTP server: " + self._no_server()],
-                           retry=False)
+                                retry=False)
         # An operator's `invites --send` also sends what waits out a backoff, at once.
         report = send(snapshot, self.outbox, self.config, now=self.clock.now,
                       allow_mass_cancel=ask is not None and ask.allow_mass,
-                      retry_max=self.settings.retry_max, retry_waiting=ask is not None)
+                      retry_max=self.settings.retry_max, retry_waiting=ask is not None,
+                      only=item.mentor)
         with self._lock:
-            self.held = report.held
-        summary = (f"summary: {len(report.sent)} sent, {len(report.failed)} not sent, "
+            if item.mentor in report.held:
+                self.held[item.mentor] = report.held[item.mentor]
+            else:
+                self.held.pop(item.mentor, None)
+        summary = (f"{item.mentor}: {len(report.sent)} sent, {len(report.failed)} not sent, "
                    f"{sum(len(v) for v in report.held.values())} held")
         return base.Outcome(report.ok, None if report.ok else summary, actions={"send": len(report.sent)},
-                       failed=tuple(sorted({d.invitation.mentor for d in report.failed})),
-                       lines=[summary], retry=False)
+                            counts={"sent": len(report.sent), "not_sent": len(report.failed),
+                                    "held": sum(len(v) for v in report.held.values())},
+                            failed=tuple(sorted({d.invitation.mentor for d in report.failed})),
+                            lines=[summary], retry=False)
 
-    def retry_due(self) -> bool:
+    def retry_due(self) -> set[str]:
+        """The mailboxes with a message whose 4xx pause is over (only those: marking every
+        mailbox would let the first ones in the queue starve the one that is due)."""
         retry = self.outbox.next_retry()
-        return retry is not None and retry <= self.clock.now()
+        if retry is None or retry > self.clock.now():
+            return set()
+        return self.outbox.due_retries(self.clock.now())
 
     def status(self, snapshot: Snapshot | None) -> tuple[list[Record], list[str]]:
         problems = []

@@ -199,12 +199,26 @@ class Outbox:
             )
         return next_try
 
-    def drop_pending_except(self, keep: set[tuple[str, str]]) -> None:
-        """Forget pending entries the programme no longer wants: the planner has already
-        turned any that may have reached a calendar into a CANCEL (which is kept)."""
+    def drop_pending_except(self, keep: set[tuple[str, str]], *, mentor: str | None = None) -> None:
+        """Forget pending entries the programme no longer wants (of ``mentor`` alone, when
+        given): the planner has already turned any that may have reached a calendar into a
+        CANCEL (which is kept)."""
         with self.store.transaction() as db:
-            rows = db.execute("SELECT mentor, session FROM invite_pending")
-            for mentor, session in rows.fetchall():
-                if (mentor, session) not in keep:
+            rows = (db.execute("SELECT mentor, session FROM invite_pending") if mentor is None else
+                    db.execute("SELECT mentor, session FROM invite_pending WHERE mentor=?", (mentor,)))
+            for who, session in rows.fetchall():
+                if (who, session) not in keep:
                     db.execute("DELETE FROM invite_pending WHERE mentor=? AND session=?",
-                               (mentor, session))
+                               (who, session))
+
+    def due_retries(self, now: datetime) -> set[str]:
+        """The mentors with a message waiting out a 4xx answer whose time has come."""
+        with self.store.reading() as db:
+            rows = db.execute("SELECT DISTINCT mentor, next_try FROM invite_pending WHERE state='retry'")
+            return {m for m, at in rows.fetchall() if at and datetime.fromisoformat(at) <= now}
+
+    def mentors(self) -> set[str]:
+        """Every mentor the outbox holds anything for (a departed one may still need a CANCEL)."""
+        with self.store.reading() as db:
+            rows = db.execute("SELECT mentor FROM invite_sent UNION SELECT mentor FROM invite_pending")
+            return {r[0] for r in rows.fetchall()}

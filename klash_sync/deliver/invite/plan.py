@@ -142,19 +142,27 @@ def plan_invitations(
     now: datetime,
     organiser_email: str,
     retry_waiting: bool = False,
+    only: str | None = None,
 ) -> InvitePlan:
     """The invitations that make every invited mentor's calendar match the programme.
 
     ``pending`` entries that failed for good (5xx) are not retried with the same content;
     those waiting out a 4xx answer are counted in ``waiting`` until their time comes. With
     ``retry_waiting`` (a person ran ``invites --send``) both are tried again now.
+
+    ``only`` plans for one mentor's mailbox: every decision here is per (mentor, session),
+    the guard per mentor, so planning one mentor from their own records is the same as
+    taking their part of the whole plan.
     """
+    if only is not None:
+        sent = {k: v for k, v in sent.items() if k[0] == only}
+        pending = {k: v for k, v in pending.items() if k[0] == only}
     programme = snapshot.programme
     tz = ZoneInfo(programme.programme.timezone)
     sessions = {s.id: s for s in programme.sessions}
     result = InvitePlan()
     wanted: dict[tuple[str, str], Invitation] = {}
-    mentors = {m.id: m for m in invited(programme)}
+    mentors = {m.id: m for m in invited(programme) if only is None or m.id == only}
 
     def sequence_for(key: tuple[str, str], base: int) -> int:
         floor = base
