@@ -250,6 +250,7 @@ class Syncer:
         dav_base: str | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        calendar_factory: Callable[[Endpoint, str | None, bool], CalDAVCalendar] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -257,6 +258,9 @@ class Syncer:
         self.dav_base = dav_base
         self.environ = environ if environ is not None else os.environ
         self.clock = clock
+        # (endpoint, known collection URL, read-only) -> the calendar to sync; a test seam
+        # (the in-memory calendar of the tests), CalDAVCalendar on shared connections otherwise.
+        self.calendar_factory = calendar_factory
         # One pool of connections per server, kept across calendars and passes.
         self.connections = Connections(per_host=settings.sync_per_host)
 
@@ -386,8 +390,11 @@ class Syncer:
                     known = None
                 else:
                     known = endpoint.url
-            calendar = CalDAVCalendar(endpoint, collection_url=known, connections=self.connections,
-                                      readonly=dry_run)
+            if self.calendar_factory is not None:
+                calendar = self.calendar_factory(endpoint, known, dry_run)
+            else:
+                calendar = CalDAVCalendar(endpoint, collection_url=known, connections=self.connections,
+                                          readonly=dry_run)
             with self.connections.slot(endpoint.url):
                 self._sync(job, calendar, uid_domain, result, allow_mass_delete, dry_run)
             result.ok = True

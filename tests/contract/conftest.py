@@ -1,0 +1,37 @@
+"""The contract suites' servers: started once per module, each by its one helper, and shared
+by the module's tests (every test works in a calendar or mailbox of its own)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures.calendar_backends import CalendarBackend, cyrus_backend, dav_backend, memory_backend
+from tests.fixtures.cyrus_server import CyrusServer
+from tests.fixtures.memory_calendar import MemoryServer
+from tests.fixtures.servers import start_radicale, start_xandikos
+
+
+@pytest.fixture(scope="module")
+def cyrus_module() -> Iterator[CyrusServer]:
+    server = CyrusServer(["milja", "ulla"])
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["memory", "radicale", "xandikos", "cyrus"])
+def backend(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalendarBackend]:
+    """The CalDAV calendar adapter's contract runs on each of these, the same tests on each."""
+    kind = request.param
+    if kind == "memory":
+        yield memory_backend(MemoryServer())
+    elif kind == "cyrus":
+        yield cyrus_backend(request.getfixturevalue("cyrus_module"), "milja")
+    else:
+        start = start_radicale if kind == "radicale" else start_xandikos
+        server = start(tmp_path_factory.mktemp(kind))
+        yield dav_backend(server)
+        server.stop()
