@@ -39,9 +39,10 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     yield from make_world(request.param, tmp_path)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cyrus() -> Iterator[CyrusServer]:
-    """Cyrus IMAP with CalDAV and iMIP processing, for the mentors milja and ulla."""
+    """Cyrus IMAP with CalDAV and iMIP processing, for the mentors milja and ulla: one per
+    module (it takes seconds to start), so a module's tests each use events of their own."""
     server = CyrusServer(["milja", "ulla"])
     server.start()
     yield server
