@@ -1,1 +1,2 @@
-"""Unit tests: pure pieces (the delivery base, routing), no servers, no processes."""
+"""Unit tests: the pure parts (rendering, the planners, routing, the delivery base, the
+scheduler on a fake clock, timing, dispatch) and static checks of the house; no server."""
