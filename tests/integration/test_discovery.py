@@ -22,10 +22,10 @@ from lxml import etree
 from klash_sync.deliver.caldav.sync import Syncer, desired_for
 from klash_sync.embedded.mount import SERVICE_USER, Embedded
 from klash_sync.programme.load import load
-from klash_sync.status import Live
 from klash_sync.service.publish import publish
 from klash_sync.settings import Settings
 from klash_sync.state.store import Store
+from klash_sync.status import Live
 from tests.fixtures.common import SHIPPED, fetch
 from tests.fixtures.servers import foreign_event
 from tests.fixtures.site import synced_embedded_site

@@ -16,9 +16,9 @@ import pytest
 
 from klash_sync.embedded.mount import Embedded
 from klash_sync.programme.load import load
-from klash_sync.status import Live
 from klash_sync.service.publish import publish
 from klash_sync.state.store import Store
+from klash_sync.status import Live
 from tests.fixtures.common import SHIPPED, fetch
 
 LONG = b"a" * 20_000

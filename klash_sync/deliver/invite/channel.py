@@ -30,8 +30,9 @@ from datetime import datetime
 from klash_sync.clock import Clock
 from klash_sync.deliver import base
 from klash_sync.deliver.base import Report, Result
+from klash_sync.deliver.invite.mailboxes import Mailbox, mailboxes, record
 from klash_sync.deliver.invite.message import build_message
-from klash_sync.deliver.invite.outbox import MentorOutbox, Outbox
+from klash_sync.deliver.invite.outbox import Outbox
 from klash_sync.deliver.invite.plan import Invitation, InvitePlan, invited, plan_invitations, release
 from klash_sync.deliver.invite.smtp import Outcome, SmtpConfig, Transport, smtp_config
 from klash_sync.errors import SettingsError
@@ -183,40 +184,6 @@ def send(
 
 
 # ------------------------------------------------ the channel, as the scheduler drives it
-
-
-@dataclass(frozen=True)
-class Mailbox:
-    """One unit of this channel: a mentor's mailbox, and what it should have been sent.
-
-    ``signature`` is the address and, per session of theirs, its SEQUENCE and content:
-    an edit marks due exactly the mentors it concerns. A mentor who left the programme
-    but still holds invitations is a unit too, until their cancellations are out.
-    """
-
-    mentor: str
-    signature: tuple[object, ...]
-
-
-def mailboxes(snapshot: Snapshot, outbox: Outbox) -> list[Mailbox]:
-    programme = snapshot.programme
-    email = programme.programme.organiser_email
-    found = {}
-    for mentor in invited(programme):
-        sessions = tuple((s.id, snapshot.revisions[s.id].sequence, snapshot.hashes.get(s.id, ""))
-                         for s in programme.sessions_of(mentor.id))
-        found[mentor.id] = Mailbox(mentor.id, (mentor.email, mentor.name, email, sessions))
-    for mentor_id in outbox.mentors() - set(found):
-        found[mentor_id] = Mailbox(mentor_id, ("gone",))
-    return [found[m] for m in sorted(found)]
-
-
-def record(line: MentorOutbox) -> Record:
-    """One mentor's outbox line as a status record."""
-    return Record("invite", line.mentor, line.mentor, ok=not line.failed and line.answer is None,
-                  last_success=line.last_sent, failing_since=line.failing_since, error=line.answer,
-                  counts={"sent": line.sent, "pending": line.pending, "failed": line.failed},
-                  sessions=tuple(line.sessions))
 
 
 class Invitations:
