@@ -1,8 +1,8 @@
 """Operator settings: ``KLASH_*`` environment variables, also read from a ``.env`` file.
 
-The field descriptions are the documentation: ``klash-sync settings`` prints them and
-the README's table is the same text. Secrets (``KLASH_SECRET``) are ``SecretStr`` so
-that they never appear in a repr, a log line or an error.
+The field descriptions are the documentation: the README's settings table says the same
+(tests/test_docs.py checks that it lists every field). Secrets (``KLASH_SECRET``) are
+``SecretStr`` so that they never appear in a repr, a log line or an error.
 """
 
 from __future__ import annotations
@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     public_feeds: bool = Field(
         default=True, description="Serve the whole-programme and municipality feeds."
     )
+    site_dir: Path | None = Field(
+        default=None,
+        description="A folder (a symlink, swapped atomically) where `run` publishes every feed "
+        "and the page after each change, as `export --all` does, for nginx, a CDN or object "
+        "storage to serve.",
+    )
     secret: SecretStr | None = Field(
         default=None, description="Server secret for private feed addresses (or KLASH_SECRET_FILE)."
     )
@@ -110,6 +116,11 @@ class Settings(BaseSettings):
         description="Seconds the programme must be quiet before invitations go out, so that "
         "quick edits make one message.",
     )
+
+    @field_validator("site_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("public_url")
     @classmethod

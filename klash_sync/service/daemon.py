@@ -32,12 +32,13 @@ from klash_sync.embedded.mount import Embedded
 from klash_sync.errors import ProgrammeError
 from klash_sync.programme.load import parse
 from klash_sync.render.snapshot import Snapshot
-from klash_sync.service import control as handover
 from klash_sync.service.dispatch import Due
 from klash_sync.service.invites import InviteWorker
 from klash_sync.service.live import CalendarStatus, Live
 from klash_sync.service.observe import Metrics, health
+from klash_sync.service.operator import Operator
 from klash_sync.service.publish import publish
+from klash_sync.service.site import SitePublisher
 from klash_sync.service.timing import Backoff, Debouncer, Periodic
 from klash_sync.settings import Settings
 from klash_sync.state.store import Store
@@ -91,13 +92,9 @@ class Daemon:
         self._stat: tuple[int, int, int] | None = None
         self._next_stat = 0.0
         self._next_state_check = 0.0
-        self._next_requests = 0.0
         self._republish = False
-        # Operator requests handed over by the CLI (handover.py): calendar key -> the
-        # request it belongs to, and what each job of it should do differently.
-        self._requests: dict[str, handover.Request] = {}
-        self._waiting: dict[str, set[str]] = {}
-        self._overrides: dict[str, tuple[Job, bool]] = {}
+        self.operator = Operator(self)  # commands handed over by the CLI (control.py)
+        self.site = SitePublisher(settings, self.store, lambda: self.app.keys)  # KLASH_SITE_DIR
 
     # ---------------------------------------------------------------- start
 
@@ -262,7 +259,7 @@ class Daemon:
         domain = snapshot.programme.programme.uid_domain
         free = self.settings.sync_workers - len(self.inflight)
         for key in self.due.take(self.inflight, free, self.backoff.ready):
-            override = self._overrides.pop(key, None)
+            override = self.operator.override(key)
             job, allow = override or (self.jobs[key], False)
             self.inflight[key] = self.pool.submit(self._run_job, job, domain, allow)
 
@@ -285,7 +282,7 @@ class Daemon:
 
     def _record(self, job: Job, result: CalendarResult) -> None:
         now = self.clock.now()
-        self._answer_requests(job, result)
+        self.operator.finished(job, result)
         if result.raised:
             self._republish = True
         self.metrics.duration.observe(result.seconds)
@@ -296,7 +293,7 @@ class Daemon:
         if result.ok:
             self.metrics.syncs.labels(result="ok").inc()
             self.backoff.succeeded(job.key)
-            if job.leaving:
+            if job.leaving and self.jobs.get(job.key, job).leaving:  # not a purged current one
                 self.jobs.pop(job.key, None)
             status = CalendarStatus(job.key, job.mentor, True, now, now, None, None,
                                     result.created, result.updated, result.deleted)
@@ -329,9 +326,10 @@ class Daemon:
         if self._republish:
             self._republish = False
             self.republish()
-        self._take_requests()
+        self.operator.tick()
         self._dispatch()
         self.invites.tick(self.live.snapshot)
+        self.site.tick(self.live.snapshot)
 
     def republish(self) -> None:
         """Publish the current programme again: the store's SEQUENCEs were raised by a sync."""
@@ -356,71 +354,6 @@ class Daemon:
             log.error("%s", problem)
             self.live.set_state_error(problem)
         return problem is None
-
-    # ---------------------------------------------------------- handover
-
-    def _take_requests(self) -> None:
-        """Operator requests from the CLI (handover.py), looked for once a second."""
-        now = self.clock.monotonic()
-        if now < self._next_requests or self.live.snapshot is None:
-            return
-        self._next_requests = now + 1.0
-        for request in handover.take(self.settings.state_dir):
-            if request.action in ("invites", "invites+mass-cancel"):
-                self._send_invites_now(request)
-                continue
-            if request.action == "sync":
-                keys = set(self.jobs)
-                for key in keys:
-                    self._overrides[key] = (self.jobs[key], True)
-            elif request.action == "purge":
-                keys = {k for k, j in self.jobs.items() if j.mentor == request.mentor}
-                for key in keys:
-                    job = self.jobs[key]
-                    self._overrides[key] = (Job(job.key, job.mentor, job.target, {}, leaving=True), True)
-            else:
-                keys = set()
-            if not keys:
-                request.ok = request.action == "sync"
-                request.lines.append(f"nothing to do for {request.mentor or 'the programme'}")
-                handover.answer(self.settings.state_dir, request)
-                continue
-            log.info("operator request %s (%s): %d calendars", request.action,
-                     request.mentor or "all", len(keys))
-            self._waiting[request.id] = set(keys)
-            for key in keys:
-                self._requests[key] = request
-                self.pending.add(key)
-                self.backoff.succeeded(key)  # do it now, not after a failing calendar's pause
-
-    def _send_invites_now(self, request: handover.Request) -> None:
-        snapshot = self.live.snapshot
-        assert snapshot is not None
-        log.info("operator request: send invitations now%s",
-                 " (cancellations allowed)" if request.action.endswith("mass-cancel") else "")
-
-        def done(ok: bool, lines: list[str]) -> None:
-            request.ok, request.lines = ok, lines
-            handover.answer(self.settings.state_dir, request)
-
-        self.invites.send_now(snapshot, allow_mass_cancel=request.action.endswith("mass-cancel"),
-                              done=done)
-
-    def _answer_requests(self, job: Job, result: CalendarResult) -> None:
-        request = self._requests.pop(job.key, None)
-        if request is None:
-            return
-        if result.ok:
-            request.lines.append(f"ok      {job.mentor}: +{result.created} ~{result.updated} "
-                                 f"-{result.deleted}")
-        else:
-            request.ok = False
-            request.lines.append(f"FAILED  {job.mentor}: {result.error}")
-        waiting = self._waiting.get(request.id, set())
-        waiting.discard(job.key)
-        if not waiting:
-            self._waiting.pop(request.id, None)
-            handover.answer(self.settings.state_dir, request)
 
     def _check_file(self) -> None:
         """A stat every 2 s, for file systems where change events do not arrive."""
@@ -465,8 +398,10 @@ class Daemon:
         """Finish running syncs (bounded), close the server and the store."""
         self.stopping.set()
         log.info("stopping: waiting for %d running calendar syncs", len(self.inflight))
+        self.operator.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.invites.stop()
+        self.site.stop()
         done = threading.Event()
 
         def wait_all() -> None:

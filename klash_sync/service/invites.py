@@ -101,35 +101,20 @@ class InviteWorker:
         finally:
             self.publish()
 
-    def send_now(self, snapshot: Snapshot, *, allow_mass_cancel: bool,
-                 done: Callable[[bool, list[str]], None]) -> None:
-        """An operator's `invites --send` handed over by the CLI: one pass now, reported to ``done``.
-
-        It runs on the worker's own thread, after any pass already running, so two passes
-        never send at the same time.
-        """
-        def work() -> None:
-            lines: list[str] = []
-            ok = False
+    def send_now(self, work: Callable[[Outbox], InviteReport]) -> Future[InviteReport]:
+        """An operator's `invites --send` handed over by the CLI: ``work`` (the action's pass,
+        ``actions.invites_send``) runs on the worker's own thread, after any pass already
+        running, so two passes never send at the same time."""
+        def run() -> InviteReport:
             try:
-                if self.config is None:
-                    lines.append("no SMTP server: " + (self.config_error or "KLASH_SMTP_URL is not set"))
-                else:
-                    report = send(snapshot, self.outbox, self.config, now=self.clock.now,
-                                  allow_mass_cancel=allow_mass_cancel, retry_max=self.settings.retry_max,
-                                  retry_waiting=True)
-                    with self._lock:
-                        self.held = report.held
-                    lines.append(f"summary: {len(report.sent)} sent, {len(report.failed)} not sent, "
-                                 f"{sum(len(v) for v in report.held.values())} held")
-                    ok = report.ok
-            except Exception as e:  # reported to the operator, and the worker goes on
-                log.exception("invitation pass requested by an operator failed")
-                lines.append(f"failed: {type(e).__name__}")
-            self.publish()
-            done(ok, lines)
+                report = work(self.outbox)
+                with self._lock:
+                    self.held = report.held
+                return report
+            finally:
+                self.publish()
 
-        self._pool.submit(work)
+        return self._pool.submit(run)
 
     def idle(self) -> bool:
         return self._running is None or self._running.done()
