@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     public_feeds: bool = Field(
         default=True, description="Serve the whole-programme and municipality feeds."
     )
+    site_dir: Path | None = Field(
+        default=None,
+        description="A folder (a symlink, swapped atomically) where `run` publishes every feed "
+        "and the page after each change, as `export --all` does, for nginx, a CDN or object "
+        "storage to serve.",
+    )
     secret: SecretStr | None = Field(
         default=None, description="Server secret for private feed addresses (or KLASH_SECRET_FILE)."
     )
@@ -112,6 +118,11 @@ class Settings(BaseSettings):
         description="Seconds the programme must be quiet before invitations go out, so that "
         "quick edits make one message.",
     )
+
+    @field_validator("site_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("public_url")
     @classmethod

@@ -164,6 +164,7 @@ class Outcome:
     retry: bool = True  # a failure is retried after a backoff (not when the channel retries itself)
     republish: bool = False  # the run raised the store's SEQUENCEs: publish the programme again
     done: bool = False  # the unit has made its last run (a calendar left, cleaned up)
+    result: object = None  # the channel's own result, for an operator's command to print
 
 
 class Channel(Protocol):

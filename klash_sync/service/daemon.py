@@ -10,7 +10,8 @@ One process, three kinds of thread:
 
 The rooms: ``watch.py`` notices edits, ``reload.py`` loads and keeps the last good
 programme, ``scheduler.py`` delivers through the channels listed in ``channels()``,
-``health.py`` and ``metrics.py`` report, ``control.py`` carries operator requests.
+``health.py`` and ``metrics.py`` report, ``operator.py`` carries out the operator
+commands handed over through ``control.py``, ``site.py`` keeps ``KLASH_SITE_DIR``.
 SIGHUP reloads at once; SIGTERM and SIGINT stop gracefully.
 """
 
@@ -24,17 +25,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from klash_sync.clock import Clock
-from klash_sync.deliver.base import Ask, Channel, Outcome
+from klash_sync.deliver.base import Channel
 from klash_sync.deliver.caldav.channel import Calendars
 from klash_sync.deliver.caldav.sync import Syncer
 from klash_sync.deliver.invite.channel import Invitations
 from klash_sync.embedded.mount import Embedded
-from klash_sync.render.snapshot import Snapshot
-from klash_sync.service import control as handover
 from klash_sync.service.health import health
 from klash_sync.service.metrics import Metrics
+from klash_sync.service.operator import Operator
 from klash_sync.service.reload import Loader
 from klash_sync.service.scheduler import Scheduler
+from klash_sync.service.site import SitePublisher
 from klash_sync.service.timing import Debouncer, Periodic
 from klash_sync.service.watch import Watcher
 from klash_sync.settings import Settings
@@ -96,8 +97,8 @@ class Daemon:
         self.server: Any = None
         self._server_thread: threading.Thread | None = None
         self._next_state_check = 0.0
-        self._next_requests = 0.0
-        self._waiting: dict[str, set[str]] = {}  # operator request id -> units not yet done
+        self.operator = Operator(self)  # commands handed over by the CLI (control.py)
+        self.site = SitePublisher(settings, self.store, lambda: self.app.keys)  # KLASH_SITE_DIR
 
     # ----------------------------------------------------------------- loop
 
@@ -113,8 +114,9 @@ class Daemon:
         if self.scheduler.republish:
             self.scheduler.republish = False
             self.loader.republish()
-        self._take_requests()
+        self.operator.tick()
         self.scheduler.tick(self.live.snapshot)
+        self.site.tick(self.live.snapshot)
 
     def reload(self, *, initial: bool = False) -> bool:
         """Load the programme file; apply it only if it is valid. Returns True if applied."""
@@ -122,7 +124,7 @@ class Daemon:
 
     def idle(self) -> bool:
         """Nothing running and nothing due now (for tests that step the clock)."""
-        return self.scheduler.idle()
+        return self.scheduler.idle() and self.site.idle()
 
     @property
     def backoff(self) -> Backoff:
@@ -145,51 +147,6 @@ class Daemon:
             log.error("%s", problem)
             self.live.set_state_error(problem)
         return problem is None
-
-    # ---------------------------------------------------------- handover
-
-    def _take_requests(self) -> None:
-        """Operator requests from the CLI (control.py), looked for once a second."""
-        now = self.clock.monotonic()
-        snapshot = self.live.snapshot
-        if now < self._next_requests or snapshot is None:
-            return
-        self._next_requests = now + 1.0
-        for request in handover.take(self.settings.state_dir):
-            channel, units = self._units_for(request, snapshot)
-            if not units:
-                request.ok = request.action == "sync"
-                request.lines.append(f"nothing to do for {request.mentor or 'the programme'}")
-                handover.answer(self.settings.state_dir, request)
-                continue
-            log.info("operator request %s (%s): %d units of %s", request.action,
-                     request.mentor or "all", len(units), channel)
-            self._waiting[request.id] = set(units)
-            self.scheduler.ask(channel, units, Ask(request.action != "invites",
-                                                   done=self._answerer(request)))
-
-    def _units_for(self, request: handover.Request, snapshot: Snapshot) -> tuple[str, dict[str, Any]]:
-        """Which units of which channel an operator request is about (None: as they are)."""
-        jobs = self.scheduler.lane(Calendars.name).due.jobs
-        if request.action in ("invites", "invites+mass-cancel"):
-            return Invitations.name, dict(self.invitations.everything(snapshot))
-        if request.action == "sync":  # with allow_mass_delete
-            return Calendars.name, dict.fromkeys(jobs)
-        if request.action == "purge":
-            return Calendars.name, {k: Calendars.emptied(j) for k, j in jobs.items()
-                                    if j.mentor == request.mentor}
-        return Calendars.name, {}
-
-    def _answerer(self, request: handover.Request) -> Any:
-        def done(key: str, outcome: Outcome) -> None:
-            request.ok = request.ok and outcome.ok
-            request.lines.extend(outcome.lines)
-            waiting = self._waiting.get(request.id, set())
-            waiting.discard(key)
-            if not waiting:
-                self._waiting.pop(request.id, None)
-                handover.answer(self.settings.state_dir, request)
-        return done
 
     # ------------------------------------------------------- start and stop
 
@@ -240,7 +197,9 @@ class Daemon:
     def stop(self) -> None:
         """Finish running deliveries (bounded), close the server and the store."""
         self.stopping.set()
+        self.operator.stop()
         self.scheduler.stop(STOP_GRACE)
+        self.site.stop()
         self.watcher.stop()
         if self.server is not None:
             shutdown(self.server, self._server_thread, timeout=2)

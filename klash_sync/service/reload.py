@@ -116,6 +116,11 @@ class Loader:
         self._last_raw = None
 
 
+    @property
+    def last_raw(self) -> bytes | None:
+        """The bytes of the programme file last applied (None before one was)."""
+        return self._last_raw
+
 def what_happened(happened: dict[str, str]) -> str:
     """'; vantaa changed, joensuu added' — or counts, when a whole programme arrives at once."""
     if not happened:

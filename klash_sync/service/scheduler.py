@@ -160,8 +160,8 @@ class Scheduler:
             due.pending.add(key)
             log.warning("%s: %s failed (%s); retrying in %.0f s", channel.section, mentor,
                         outcome.error, delay)
-        if outcome.ok and outcome.done:
-            due.drop(key)
+        if outcome.ok and outcome.done and (unit is None or unit.last):
+            due.drop(key)  # not a current calendar an operator purged: it stays in the programme
         if not self.report(channel.name, self.live.snapshot) and not (outcome.ok and outcome.done):
             now = self.clock.now()
             self.live.record(Record(channel.name, key, mentor, outcome.ok, now,

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from klash_sync.errors import UserError
@@ -29,12 +30,20 @@ from klash_sync.web.texts import LANGUAGES
 from klash_sync.web.tokens import FeedKeys
 
 KEEP = 2  # versions kept: the current one and the one before, for clients mid-download
+# The daemon exports from two threads (KLASH_SITE_DIR, and `export --all` handed over to it),
+# whose build directories and links are named after the one process id.
+_EXPORTING = threading.Lock()
 
 
 def export_all(snapshot: Snapshot, settings: Settings, target: Path,
                keys: FeedKeys | None = None, changes: list[Change] | None = None) -> Path:
     """Write the export and point ``target`` at it; return the version directory."""
-    target = target.absolute()
+    with _EXPORTING:
+        return _export(snapshot, settings, target.absolute(), keys, changes)
+
+
+def _export(snapshot: Snapshot, settings: Settings, target: Path, keys: FeedKeys | None,
+            changes: list[Change] | None) -> Path:
     if target.exists() and not target.is_symlink():
         raise UserError(f"{target} exists and is not a klash-sync export (a symlink); "
                         "remove it or choose another folder")

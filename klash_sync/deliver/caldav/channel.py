@@ -104,7 +104,7 @@ class Calendars:
             counts={"created": result.created, "updated": result.updated, "deleted": result.deleted},
             actions={"create": result.created, "update": result.updated, "delete": result.deleted},
             failed=() if result.ok else (item.mentor,), seconds=result.seconds, lines=[line],
-            republish=bool(result.raised), done=item.leaving and result.ok,
+            republish=bool(result.raised), done=item.leaving and result.ok, result=result,
         )
 
     def retry_due(self) -> set[str]:

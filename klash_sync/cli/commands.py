@@ -1,0 +1,180 @@
+"""The commands that change nothing (and ``serve`` and ``run``); their writing variants
+(``export --all``, ``feeds rotate``, ``invites --send``) are passed on to ``operate.py``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from klash_sync.cli import output
+from klash_sync.cli.operate import export_site, now, rotate_feed, send_invites, settings_of, writer
+from klash_sync.deliver.caldav.plan import Create, Delete, Update
+from klash_sync.deliver.invite.channel import plan_now
+from klash_sync.deliver.invite.outbox import Outbox
+from klash_sync.errors import UserError
+from klash_sync.programme.load import load
+from klash_sync.render.snapshot import feed_path
+from klash_sync.service.actions import (
+    EXIT_FAILED,
+    EXIT_OK,
+    PUBLIC_NOTE,
+    address_lines,
+    held_lines,
+    invitation_line,
+)
+from klash_sync.service.local import syncer_context
+from klash_sync.service.publish import publish
+from klash_sync.state.store import Store
+from klash_sync.web.tokens import FeedKeys
+
+log = logging.getLogger("klash_sync")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    programme = load(settings.programme)
+    timed = sum(1 for s in programme.sessions if not s.all_day)
+    cancelled = sum(1 for s in programme.sessions if s.status == "cancelled")
+    output.say(
+        f"{settings.programme}: OK – {len(programme.sessions)} sessions "
+        f"({timed} timed, {len(programme.sessions) - timed} all-day, {cancelled} cancelled), "
+        f"{len(programme.mentors)} mentors, "
+        f"{len(programme.municipalities())} municipalities"
+    )
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    programme = load(settings.programme)
+    if args.all:
+        return export_site(settings, programme, args)
+    store = Store.readonly(settings.state_db)  # a private copy: writes nothing
+    try:
+        snapshot = publish(programme, store, now=now(), base_url=settings.event_base_url)
+    finally:
+        store.close()
+    if args.mentor:
+        path, what = feed_path("mentor", args.mentor), f"mentor '{args.mentor}'"
+    elif args.municipality:
+        path, what = feed_path("municipality", args.municipality), f"municipality '{args.municipality}'"
+    else:
+        path, what = feed_path("programme"), "programme"
+    feed = snapshot.feeds.get(path)
+    if feed is None:
+        known = [m.id for m in programme.mentors] if args.mentor else list(programme.municipalities())
+        raise UserError(f"no {what} in the programme; known: {', '.join(known) or 'none'}")
+    if args.output in (None, "-"):
+        output.write_bytes(feed.body)
+    else:
+        out = Path(args.output)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(feed.body)
+        tmp.replace(out)
+        output.note(f"wrote {out} ({len(feed.sessions)} events)")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import threading
+
+    from klash_sync.status import Live
+    from klash_sync.web.app import App
+    from klash_sync.web.server import bind, bound_url, serve, shutdown, stop_signals
+
+    settings = settings_of(args)
+    programme = load(settings.programme)  # fail before binding a port
+    writer(settings, "serve")
+    live = Live()
+    store = Store(settings.state_db)
+    app = App(live, settings, keys=FeedKeys.from_settings(settings, store),
+              changes=lambda: store.recent_changes(30))
+    server, settings = bind(app, settings)
+    live.set_snapshot(publish(programme, store, now=now(), base_url=settings.event_base_url))
+    stop = threading.Event()
+    # The loop runs in a thread and the main thread only waits: SIGINT/SIGTERM set ``stop``
+    # (see server.stop_signals), and the stop is bounded (server.shutdown).
+    thread = threading.Thread(target=serve, args=(server,), name="http", daemon=True)
+    try:
+        with stop_signals(stop):
+            thread.start()
+            log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
+            while not stop.wait(0.5) and thread.is_alive():
+                pass
+    finally:
+        shutdown(server, thread)
+        store.close()
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from klash_sync.service.daemon import run
+
+    settings = settings_of(args)
+    writer(settings, "run")
+    return run(settings)
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    programme = load(settings.programme)
+    if args.action == "rotate":
+        return rotate_feed(settings, programme, args)
+    store = Store.readonly(settings.state_db)
+    try:
+        keys = FeedKeys.from_settings(settings, store)
+        for mentor in programme.mentors:
+            output.say(address_lines(settings, keys, mentor))
+    finally:
+        store.close()
+    if not settings.private_feeds:
+        output.say(PUBLIC_NOTE)
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    programme = load(settings.programme)
+    store = Store.readonly(settings.state_db)
+    try:
+        snapshot = publish(programme, store, now=now(), base_url=settings.event_base_url)
+        with syncer_context(settings, store, readonly=True, note=output.note) as syncer:
+            report = syncer.run(snapshot, dry_run=True, allow_mass_delete=True)
+    finally:
+        store.close()
+    for result in sorted(report.results, key=lambda r: r.mentor):
+        label = result.mentor + (" (leaving)" if result.leaving else "")
+        if not result.ok:
+            output.say(f"{label}: cannot plan: {result.error}")
+            continue
+        writes = result.plan.writes if result.plan else []
+        output.say(f"{label}: {len(writes) or 'nothing'} to do")
+        for action in writes:
+            verb = {Create: "create", Update: "update", Delete: "delete"}[type(action)]
+            note = " (put back)" if getattr(action, "restore", False) else ""
+            output.say(f"  {verb:<7} {action.uid}{note}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_invites(args: argparse.Namespace) -> int:
+    """The preview (like ``plan``: on a read-only store, writes nothing), or ``--send``."""
+    settings = settings_of(args)
+    programme = load(settings.programme)
+    if args.send:
+        return send_invites(settings, programme, args)
+    store = Store.readonly(settings.state_db)
+    try:
+        snapshot = publish(programme, store, now=now(), base_url=settings.event_base_url)
+        plan = plan_now(snapshot, Outbox(store), now=now())
+    finally:
+        store.close()
+    if not plan.messages and not plan.held:
+        output.say("no invitations to send")
+    for inv in plan.messages:
+        output.say(invitation_line(inv))
+    for line in held_lines(plan.held):
+        output.say(line)
+    if plan.waiting:
+        output.say(f"({plan.waiting} waiting to be retried after a temporary SMTP refusal)")
+    return EXIT_OK
