@@ -210,15 +210,23 @@ class Operator:
 
         def schedule() -> int:
             lane = self.daemon.scheduler.lane(Calendars.name)
-            asked.update(dict.fromkeys(lane.due.jobs) if jobs is None else {j.key: j for j in jobs})
-            self.daemon.scheduler.ask(Calendars.name, dict(asked), Ask(allow_mass_delete, done))
+            asked.update(dict(lane.due.jobs) if jobs is None else {j.key: j for j in jobs})
+            items = dict.fromkeys(asked) if jobs is None else dict(asked)  # None: the unit's own
+            self.daemon.scheduler.ask(Calendars.name, items, Ask(allow_mass_delete, done))
             return len(asked)
 
         results: list[CalendarResult] = []
         expected = self.call(schedule)
         while len(results) < expected:
-            if self._stopping:
-                raise Stopped()
+            if self._stopping:  # each calendar not synced yet is reported as such
+                seen = {r.key for r in results}
+                for key, job in asked.items():
+                    if key not in seen:
+                        result = CalendarResult(key, job.mentor if job else key, ok=False,
+                                                error=STOPPED, leaving=bool(job and job.leaving))
+                        on_result(result)
+                        results.append(result)
+                break
             try:
                 result = arrived.get(timeout=0.5)
             except queue.Empty:

@@ -28,14 +28,11 @@ from pathlib import Path
 import pytest
 
 from klash_sync.service import control
-
-from ..conftest import HEADER, ROOT, SHIPPED, fetch, programme_text
-from ..invite_helpers import ADDRESSES, header, session, smtp
-from ..servers import start_radicale
-from ..test_caldav_sync import ENV
-from ..test_daemon_process import Running, start_daemon, wait_for
-
-__all__ = ["smtp"]
+from tests.fixtures.caldav_world import ENV
+from tests.fixtures.common import HEADER, ROOT, SHIPPED, fetch, programme_text
+from tests.fixtures.invite_helpers import ADDRESSES, header, session
+from tests.fixtures.processes import Running, start_daemon, wait_for
+from tests.fixtures.servers import start_radicale
 
 PUBLIC = "https://klash.example.fi"
 SECRET = "operator-commands-secret-0123456789"
@@ -320,7 +317,7 @@ def test_the_daemon_refuses_requests_too_old_or_for_another_programme(tmp_path):
 
 def test_a_daemon_that_stops_mid_request_still_answers(tmp_path):
     """SIGTERM while a handed-over sync waits on a hanging server: the command is told (exit 1)."""
-    from ..servers import Fault
+    from tests.fixtures.servers import Fault
 
     radicale = start_radicale(tmp_path / "radicale")
     milja = HEADER.replace(
