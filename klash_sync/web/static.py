@@ -17,6 +17,8 @@ import hashlib
 import os
 import shutil
 import threading
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from klash_sync.errors import UserError
@@ -95,6 +97,10 @@ def _files(snapshot: Snapshot, settings: Settings, keys: FeedKeys | None,
     page = Page(settings, lambda: changes, static=True)
     newest = max((f.last_modified.timestamp() for f in snapshot.feeds.values()),
                  default=snapshot.loaded_at.timestamp())
+    # The pages say when the programme was loaded: here, when what they show last changed,
+    # so that exporting an unchanged programme again gives the same bytes (and the same
+    # version directory), whatever the minute of the export.
+    snapshot = replace(snapshot, loaded_at=datetime.fromtimestamp(newest, UTC))
     live = Live(snapshot)
     for lang in LANGUAGES:
         suffix = page.links.suffix(lang)

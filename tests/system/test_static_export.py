@@ -63,3 +63,31 @@ def test_export_all_private_feeds_only_at_secret_paths(tmp_path):
     assert len(secret_files) == 1
     listed = run_cli("feeds", env=env).out
     assert f"/feeds/mentors/milja-kopsi/{secret_files[0].name}" in listed
+
+
+def test_an_unchanged_programme_exports_the_same_bytes_at_any_minute(tmp_path):
+    """The pages say when the programme was loaded; an export an hour later of the same
+    programme must still be the same version (it showed the export's minute before)."""
+    from datetime import UTC, datetime, timedelta
+
+    from klash_sync.programme.load import parse
+    from klash_sync.service.publish import publish
+    from klash_sync.settings import Settings
+    from klash_sync.state.store import Store
+    from klash_sync.web.static import export_all
+
+    programme = parse(programme_text(SESSION).encode(), "programme.toml")
+    settings = Settings(state_dir=tmp_path / "state", public_url="https://klash.example.fi")
+    store = Store(tmp_path / "state.sqlite3")
+    try:
+        first = publish(programme, store, now=datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC), base_url=None)
+        later = publish(programme, store, now=first.loaded_at + timedelta(hours=1, minutes=7),
+                        base_url=None, previous=first)
+        assert later.loaded_at != first.loaded_at
+        one = export_all(first, settings, tmp_path / "site")
+        two = export_all(later, settings, tmp_path / "site")
+        assert one.name == two.name
+        for page in ("index.html", "index.sv.html", "mentors/ulla-nord.html"):
+            assert (one / page).read_bytes() == (two / page).read_bytes()
+    finally:
+        store.close()
