@@ -12,6 +12,7 @@ import base64
 import re
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -160,7 +161,7 @@ def test_caldav_client_finds_the_calendar_from_the_server_address(site, address)
 
 
 def test_vdirsyncer_discovers_and_reads_the_calendar_from_the_server_root(site, tmp_path):
-    exe = shutil.which("vdirsyncer")
+    exe = shutil.which("vdirsyncer", path=str(Path(sys.executable).parent)) or shutil.which("vdirsyncer")
     assert exe, "vdirsyncer is in the test extras: pip install -e '.[test]'"
     local = tmp_path / "local"
     local.mkdir()
