@@ -18,9 +18,24 @@ from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
-# C0 and C1 control characters other than tab and newline. CR is normalised to LF
-# before this check, so CRLF and lone CR in a multi-line text are accepted.
+# C0 and C1 control characters other than tab and newline (NEL, U+0085, is a C1 one). CR
+# is normalised to LF before this check, so CRLF and lone CR in a multi-line text are
+# accepted.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# The line and paragraph separators are no control characters, but Python's splitlines,
+# JavaScript (ical.js) and mail clients break lines at them: a title with one shows as two
+# lines in one client and one in another, and a header with one may be refused by a server.
+_SEPARATOR_RE = re.compile("[\u2028\u2029]")
+_SEPARATOR_WORDS = ("contains a line or paragraph separator (U+2028 or U+2029), invisible in "
+                    "most editors")
+
+# An e-mail address as RFC 5322's addr-spec in its dot-atom form: what every server takes.
+# Quoted local parts and domain literals are legal but need quoting in headers and iMIP's
+# mailto: URIs; no organisation hands such an address out, so they are refused.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL_RE = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 
 
 def slugify(text: str) -> str:
@@ -30,11 +45,13 @@ def slugify(text: str) -> str:
 
 
 def _slug(value: str) -> str:
-    if not SLUG_RE.match(value):
+    if not SLUG_RE.fullmatch(value):
         suggestion = slugify(value)
         hint = f" such as '{suggestion}'" if suggestion else ""
+        # repr: the id as written may hold a line break or an escape sequence, and the
+        # message is one line on an organiser's terminal.
         raise ValueError(
-            f"'{value}' is not a valid id: use lower-case ASCII letters, digits and single "
+            f"{value!r} is not a valid id: use lower-case ASCII letters, digits and single "
             f"hyphens{hint}"
         )
     return value
@@ -43,9 +60,52 @@ def _slug(value: str) -> str:
 def _one_line(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise ValueError("must fit on one line (it contains a line break)")
+    if _SEPARATOR_RE.search(value):
+        raise ValueError(f"must fit on one line (it {_SEPARATOR_WORDS}); remove it")
     if _CONTROL_RE.search(value) or "\t" in value:
         raise ValueError("contains a control character; remove it")
     return value.strip()
+
+
+def _no_control(value: str) -> str:
+    """A file name: kept as written (no strip), but nothing a terminal or a log would act on."""
+    if _CONTROL_RE.search(value) or _SEPARATOR_RE.search(value) or "\t" in value or "\n" in value:
+        raise ValueError("contains a line break or a control character; write the path on one line")
+    return value
+
+
+def _email(value: str) -> str:
+    """One bare address, or a message that says what to write instead.
+
+    Whatever passes goes into SMTP's RCPT TO and MAIL FROM, the To and From headers and
+    iMIP's ATTENDEE and ORGANIZER as it is: a name, a list, a bracket or a control
+    character there would make the server refuse the message (for every mentor of a
+    batch) or send it somewhere else.
+    """
+    example = "write one bare address such as 'milja.kopsi@example.fi'"
+    if (_CONTROL_RE.search(value) or _SEPARATOR_RE.search(value) or "\n" in value
+            or "\t" in value):
+        raise ValueError(f"contains a control character or a line break; {example}")
+    if any(c in value for c in "<>,;\"()[]:"):
+        raise ValueError(f"{value!r} is not a single address; {example}, without a name, "
+                         "angle brackets or a list")
+    if any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} contains a space; {example}, without a name")
+    if not value.isascii():
+        raise ValueError(
+            f"{value!r} has non-ASCII characters; such an address needs a mail server that "
+            "announces SMTPUTF8, which klash-sync does not use yet: use the mentor's ASCII "
+            "address (most providers give one)")
+    local, at, domain = value.rpartition("@")
+    if not at or not local:
+        raise ValueError(f"{value!r} is not an e-mail address; {example}")
+    if "@" in local or not _LOCAL_RE.fullmatch(local) or len(local) > 64:
+        raise ValueError(f"{value!r}: the part before '@' is not valid (dots only between "
+                         f"characters, at most 64 characters); {example}")
+    if not _DOMAIN_RE.fullmatch(domain) or len(value) > 254:
+        raise ValueError(f"{value!r}: '{domain}' is not a domain name such as 'example.fi'; "
+                         f"{example}")
+    return value
 
 
 def _not_empty(value: str) -> str:
@@ -56,6 +116,8 @@ def _not_empty(value: str) -> str:
 
 def _multi_line(value: str) -> str:
     value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if _SEPARATOR_RE.search(value):
+        raise ValueError(f"{_SEPARATOR_WORDS}; use an ordinary line break instead")
     if _CONTROL_RE.search(value):
         raise ValueError("contains a control character other than a line break or tab; remove it")
     return value.strip()
@@ -70,12 +132,12 @@ def _duration(value: object) -> timedelta:
         parsed = vDuration.from_ical(value.strip().upper())
     except ValueError:
         raise ValueError(
-            f"'{value}' is not an ISO 8601 duration; write e.g. \"P1D\" (a day) or \"PT30M\""
+            f"{value!r} is not an ISO 8601 duration; write e.g. \"P1D\" (a day) or \"PT30M\""
         ) from None
     if not isinstance(parsed, timedelta):  # icalendar may return a Period-like object
-        raise ValueError(f"'{value}' is not a duration")
+        raise ValueError(f"{value!r} is not a duration")
     if parsed < timedelta(0):
-        raise ValueError(f"'{value}' is negative; reminders are given as time before the start")
+        raise ValueError(f"{value!r} is negative; reminders are given as time before the start")
     return parsed
 
 
@@ -83,6 +145,8 @@ Slug = Annotated[str, StringConstraints(max_length=64), AfterValidator(_slug)]
 OneLine = Annotated[str, StringConstraints(max_length=500), AfterValidator(_one_line)]
 RequiredLine = Annotated[OneLine, AfterValidator(_not_empty)]
 MultiLine = Annotated[str, StringConstraints(max_length=200_000), AfterValidator(_multi_line)]
+Email = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_email)]
+FilePath = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_no_control)]
 Reminder = Annotated[timedelta, BeforeValidator(_duration)]
 HttpUrl = Annotated[
     str,

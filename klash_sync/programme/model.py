@@ -19,6 +19,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from klash_sync.programme.fields import (
+    Email,
+    FilePath,
     HttpUrl,
     MultiLine,
     OneLine,
@@ -46,7 +48,7 @@ class CalDAVTarget(_Frozen):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Name of the environment variable that holds the password.",
     )
-    password_file: str | None = Field(
+    password_file: FilePath | None = Field(
         default=None,
         min_length=1,
         description="Path of a file that holds the password (Docker/systemd secrets).",
@@ -55,7 +57,7 @@ class CalDAVTarget(_Frozen):
         default="Klash",
         description="Display name of the calendar to use; created if the server allows it.",
     )
-    ca_bundle: str | None = Field(
+    ca_bundle: FilePath | None = Field(
         default=None,
         description="Extra CA bundle (PEM) to trust for this server. TLS is always verified.",
     )
@@ -87,10 +89,9 @@ class Mentor(_Frozen):
 
     id: Slug = Field(description="ASCII slug of the name, e.g. 'milja-kopsi'. Never change it.")
     name: RequiredLine = Field(description="Full name as shown in events and on the page.")
-    email: str | None = Field(
+    email: Email | None = Field(
         default=None,
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="E-mail address; invitations go here when 'invite' is true.",
+        description="E-mail address (one bare address, ASCII); invitations go here when 'invite' is true.",
     )
     caldav: CalDAVTarget | None = Field(
         default=None,
@@ -180,9 +181,8 @@ class ProgrammeInfo(_Frozen):
         description="Reminders before each session's start, ISO 8601 durations.",
     )
     url: HttpUrl | None = Field(default=None, description="Home page of the programme.")
-    organiser_email: str | None = Field(
+    organiser_email: Email | None = Field(
         default=None,
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
         description="Sender and ORGANIZER of e-mail invitations; mentors' replies go here.",
     )
 

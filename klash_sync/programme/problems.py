@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from klash_sync.errors import Problem
+from klash_sync.programme.fields import SLUG_RE
 from klash_sync.programme.model import CalDAVTarget, Mentor, Programme, ProgrammeInfo, Session
 
 # TOML tables of the file and the model each one is checked against, for "did you mean".
@@ -124,7 +125,7 @@ def _describe_entry(data: dict[str, Any], table: str, index: int) -> str:
     items = data.get(table)
     if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
         ident = items[index].get("id")
-        if isinstance(ident, str) and ident:
+        if isinstance(ident, str) and SLUG_RE.fullmatch(ident):  # not an id's line break
             return f"{kind} '{ident}'"
     return f"{kind} #{index + 1}"
 
