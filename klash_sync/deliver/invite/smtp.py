@@ -13,6 +13,8 @@ registered as a secret, so not even a library's exception can carry it into a lo
 
 from __future__ import annotations
 
+import base64
+import hmac
 import ipaddress
 import re
 import smtplib
@@ -76,6 +78,52 @@ def smtp_config(settings: Settings) -> SmtpConfig | None:
     return SmtpConfig(host, port, mode, settings.smtp_username, password, settings.request_timeout)
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def login(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """Log in, with a password (or login name) of any characters, sent as UTF-8.
+
+    smtplib's ``login`` encodes what it sends with ASCII (Python 3.11 to 3.13), so a
+    password such as "sähkö-Äänestys" ended every send in a UnicodeEncodeError, for every
+    mentor. ASCII logins keep smtplib's own way; others are sent by hand as RFC 4616
+    PLAIN, RFC 2195 CRAM-MD5 or the LOGIN mechanism, in smtplib's order, the bytes UTF-8
+    (what PLAIN prescribes, and what servers read for the others).
+    """
+    if username.isascii() and password.isascii():
+        smtp.login(username, password)
+        return
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    user, secret = username.encode("utf-8"), password.encode("utf-8")
+    last: smtplib.SMTPAuthenticationError | None = None
+    for mechanism in ("CRAM-MD5", "PLAIN", "LOGIN"):
+        if mechanism not in offered:
+            continue
+        if mechanism == "PLAIN":
+            code, answer = smtp.docmd("AUTH", "PLAIN " + _b64(b"\0" + user + b"\0" + secret))
+        elif mechanism == "LOGIN":
+            code, answer = smtp.docmd("AUTH", "LOGIN " + _b64(user))
+            if code == 334:
+                code, answer = smtp.docmd(_b64(secret))
+        else:
+            code, answer = smtp.docmd("AUTH", "CRAM-MD5")
+            if code == 334:
+                digest = hmac.new(secret, base64.b64decode(answer), "md5").hexdigest()
+                code, answer = smtp.docmd(_b64(user + b" " + digest.encode("ascii")))
+        if code in (235, 503):  # authenticated; 503: already so
+            return
+        if code == 334:  # a server still asking: cancel this exchange (RFC 4954) and go on
+            smtp.docmd("*")
+        last = smtplib.SMTPAuthenticationError(code, answer)
+    if last is None:
+        raise smtplib.SMTPException("No suitable authentication method found.")
+    raise last
+
+
 @dataclass(frozen=True)
 class Outcome:
     ok: bool
@@ -133,7 +181,7 @@ class Transport:
                         f"{c.host} offers no STARTTLS; refusing to send in plain text "
                         "(KLASH_SMTP_TLS=none allows it)")
             if c.username:
-                smtp.login(c.username, c.password or "")
+                login(smtp, c.username, c.password or "")
         except BaseException:
             smtp.close()
             raise
