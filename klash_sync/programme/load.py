@@ -10,19 +10,22 @@ whole programme (unique ids, known mentors, local times that exist) are made her
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import tomllib
 from collections import Counter
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import ValidationError
 
 from klash_sync.errors import Problem, ProgrammeError
 from klash_sync.programme import routing
-from klash_sync.programme.model import Mentor, Programme, Session
+from klash_sync.programme.fields import SLUG_RE
+from klash_sync.programme.model import Mentor, Programme
 from klash_sync.programme.problems import TABLES, Locator, ordered, pydantic_problem, toml_problem
 
 
@@ -56,7 +59,10 @@ def parse(raw: bytes, name: str) -> Programme:
     try:
         programme = Programme.model_validate(data)
     except ValidationError as e:
+        # The whole-programme checks run on what was written as well, so a bad date does
+        # not hide an unknown mentor or a duplicate id: every problem in one round.
         problems = [pydantic_problem(err, data, locator, name) for err in e.errors()]
+        problems += _checks(Written.of_data(data), locator, name)
         raise ProgrammeError(ordered(problems)) from None
     problems = check(programme, locator, name)
     if problems:
@@ -78,8 +84,85 @@ def _decode(raw: bytes, name: str) -> str:
     return text.removeprefix("\ufeff")
 
 
+@dataclass(frozen=True)
+class Written:
+    """What the whole-programme checks read, from a valid programme or from the raw TOML.
+
+    From the raw TOML (a file that does not validate), ids and mentor lists are taken
+    where they are valid on their own, and mentors where the whole entry is: whatever
+    else is wrong with an entry was reported by pydantic already.
+    """
+
+    timezone: str | None
+    mentor_ids: list[tuple[int, str]]  # index in the file, id
+    sessions: list[tuple[int, str, tuple[str, ...]]]  # index, place, mentor ids
+    session_ids: list[tuple[int, str]]
+    times: list[tuple[int, str, str, datetime]]  # index, place, field, value
+    mentors: list[tuple[int, Mentor]]
+    sender: bool  # an organiser_email is written
+
+    @classmethod
+    def of(cls, programme: Programme) -> Written:
+        sessions = list(enumerate(programme.sessions))
+        return cls(
+            programme.programme.timezone,
+            [(i, m.id) for i, m in enumerate(programme.mentors)],
+            [(i, f"session '{s.id}'", s.mentors) for i, s in sessions],
+            [(i, s.id) for i, s in sessions],
+            [(i, f"session '{s.id}'", f, t) for i, s in sessions
+             for f, t in (("start", s.start), ("end", s.end)) if t is not None],
+            list(enumerate(programme.mentors)),
+            programme.programme.organiser_email is not None,
+        )
+
+    @classmethod
+    def of_data(cls, data: dict[str, Any]) -> Written:
+        head = data.get("programme")
+        head = head if isinstance(head, dict) else {}
+        zone = head.get("timezone", "Europe/Helsinki")
+        mentors, sessions = _entries(data, "mentors"), _entries(data, "sessions")
+        valid: list[tuple[int, Mentor]] = []
+        for index, entry in mentors:
+            with contextlib.suppress(ValidationError):  # reported already, field by field
+                valid.append((index, Mentor.model_validate(entry)))
+        return cls(
+            zone if isinstance(zone, str) else None,
+            [(i, e["id"]) for i, e in mentors if _is_id(e.get("id"))],
+            [(i, _place(e, i), tuple(m for m in _listed(e.get("mentors")) if _is_id(m)))
+             for i, e in sessions],
+            [(i, e["id"]) for i, e in sessions if _is_id(e.get("id"))],
+            [(i, _place(e, i), f, e[f]) for i, e in sessions for f in ("start", "end")
+             if isinstance(e.get(f), datetime)],
+            valid,
+            "organiser_email" in head,
+        )
+
+
+def _entries(data: dict[str, Any], table: str) -> list[tuple[int, dict[str, Any]]]:
+    items = data.get(table)
+    if not isinstance(items, list):
+        return []
+    return [(i, item) for i, item in enumerate(items) if isinstance(item, dict)]
+
+
+def _is_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and SLUG_RE.fullmatch(value) is not None
+
+
+def _listed(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _place(entry: dict[str, Any], index: int) -> str:
+    return f"session '{entry['id']}'" if _is_id(entry.get("id")) else f"session #{index + 1}"
+
+
 def check(programme: Programme, locator: Locator | None, name: str) -> list[Problem]:
     """Whole-programme checks that a single model cannot make."""
+    return _checks(Written.of(programme), locator, name)
+
+
+def _checks(written: Written, locator: Locator | None, name: str) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(table: str | None, index: int | None, place: str, field: str | None, msg: str) -> None:
@@ -88,28 +171,26 @@ def check(programme: Programme, locator: Locator | None, name: str) -> list[Prob
             line = locator.line_of(table, index, field)
         problems.append(Problem(name, line, None, place, field, msg))
 
-    tz = _timezone(programme.programme.timezone)
-    if tz is None:
-        zone = programme.programme.timezone
+    tz = _timezone(written.timezone) if written.timezone is not None else None
+    if tz is None and written.timezone is not None:
+        zone = written.timezone
         close = difflib.get_close_matches(zone, sorted(available_timezones()), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else " (use an IANA name like Europe/Helsinki)"
-        add("programme", None, "[programme]", "timezone", f"'{zone}' is not a known time zone{hint}")
+        add("programme", None, "[programme]", "timezone", f"{zone!r} is not a known time zone{hint}")
 
-    groups: list[tuple[str, Sequence[Mentor | Session]]] = [
-        ("mentors", programme.mentors), ("sessions", programme.sessions)]
-    for table, items in groups:
+    groups = [("mentors", written.mentor_ids), ("sessions", written.session_ids)]
+    for table, ids in groups:
         kind = TABLES[table][0]
         seen: dict[str, int] = {}
-        for index, item in enumerate(items):
-            if item.id in seen:
-                add(table, index, f"{kind} '{item.id}'", "id",
-                    f"the id is used twice (also by {kind} #{seen[item.id] + 1}); ids must be unique")
-            seen.setdefault(item.id, index)
+        for index, ident in ids:
+            if ident in seen:
+                add(table, index, f"{kind} '{ident}'", "id",
+                    f"the id is used twice (also by {kind} #{seen[ident] + 1}); ids must be unique")
+            seen.setdefault(ident, index)
 
-    mentor_ids = [m.id for m in programme.mentors]
-    for index, session in enumerate(programme.sessions):
-        place = f"session '{session.id}'"
-        for mentor_id, count in Counter(session.mentors).items():
+    mentor_ids = [ident for _, ident in written.mentor_ids]
+    for index, place, listed in written.sessions:
+        for mentor_id, count in Counter(listed).items():
             if mentor_id not in mentor_ids:
                 close = difflib.get_close_matches(mentor_id, mentor_ids, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else (
@@ -117,17 +198,17 @@ def check(programme: Programme, locator: Locator | None, name: str) -> list[Prob
                 add("sessions", index, place, "mentors", f"'{mentor_id}' is not a known mentor{hint}")
             if count > 1:
                 add("sessions", index, place, "mentors", f"'{mentor_id}' is listed {count} times")
-        if tz is not None and session.start is not None and session.end is not None:
-            for field in ("start", "end"):
-                problem = _local_time_problem(getattr(session, field), tz)
-                if problem:
-                    add("sessions", index, place, field, problem)
+    for index, place, field, moment in written.times:
+        problem = _local_time_problem(moment, tz) if tz is not None else None
+        if problem:
+            add("sessions", index, place, field, problem)
 
-    for found in routing.problems(programme):  # who cannot be reached by their channel
+    # who cannot be reached by their channel
+    for found in routing.mentor_problems(written.mentors, sender=written.sender):
         add(*found)
 
     targets: dict[tuple[str, str, str], str] = {}
-    for index, mentor in enumerate(programme.mentors):
+    for index, mentor in written.mentors:
         if mentor.caldav is None:
             continue
         key = (mentor.caldav.url.rstrip("/"), mentor.caldav.username, mentor.caldav.calendar)

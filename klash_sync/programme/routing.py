@@ -13,7 +13,7 @@ nothing but the programme and stays below everything that knows the settings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 from klash_sync.programme.model import Mentor, Programme
@@ -57,7 +57,15 @@ Problem = tuple[str, int | None, str, str, str]  # table, index, place, field, m
 def problems(programme: Programme) -> Iterator[Problem]:
     """What keeps a mentor from being routed: invitations without an address, with a
     push as well, or without a sender; in the programme's order, as the loader lists them."""
-    for index, mentor in enumerate(programme.mentors):
+    return mentor_problems(enumerate(programme.mentors),
+                           sender=programme.programme.organiser_email is not None)
+
+
+def mentor_problems(mentors: Iterable[tuple[int, Mentor]], *, sender: bool) -> Iterator[Problem]:
+    """``problems`` for the given mentors, each with its index in the file: the loader also
+    asks it about the mentors that are valid in a file that is not, so that one mistake
+    does not hide another. ``sender``: the programme names an ``organiser_email``."""
+    for index, mentor in mentors:
         if not mentor.invite:
             continue
         place = f"mentor '{mentor.id}'"
@@ -68,7 +76,7 @@ def problems(programme: Programme) -> Iterator[Problem]:
             yield ("mentors", index, place, "invite",
                    "choose invitations or a [caldav] push, not both: the same event would appear "
                    "twice in one calendar")
-        if programme.programme.organiser_email is None:
+        if not sender:
             yield ("programme", None, "[programme]", "organiser_email",
                    f"mentor '{mentor.id}' gets invitations, which need a sender: add "
                    "organiser_email = \"…\" (replies go there)")

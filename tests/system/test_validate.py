@@ -176,3 +176,59 @@ def test_help_for_each_command():
         assert result.code == 0
         assert "usage: klash-sync " + command in result.out
     assert run_cli("--version").out.startswith("klash-sync ")
+
+
+def test_three_kinds_of_mistakes_are_listed_in_one_run(write_programme):
+    # A bad date used to hide the whole-programme checks: the unknown mentor and the
+    # duplicate id appeared only after it was fixed, one round per kind (issue 18).
+    text = programme_text(
+        'id = "joensuu"\ntitle = "T"\ndate = "1.10.2019"\nmentors = ["milja-kopsi"]',
+        'id = "vantaa"\ntitle = "T"\ndate = 2019-10-08\nmentors = ["ula-nord"]',
+        'id = "vantaa"\ntitle = "Toinen"\ndate = 2019-10-09\nmentors = ["ulla-nord"]',
+    )
+    path = write_programme(text)
+    result = run_cli("validate", "--programme", str(path))
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    lines = [line for line in result.err.splitlines() if line.startswith(str(path))]
+    expected = [
+        (_line_of(text, 'date = "1.10'), "session 'joensuu', field 'date': is not a date"),
+        (_line_of(text, '"ula-nord"'), "session 'vantaa', field 'mentors': 'ula-nord' is not a "
+                                       "known mentor; did you mean 'ulla-nord'?"),
+        (_line_of(text, ('id = "vantaa"', 2)), "session 'vantaa', field 'id': the id is used twice"),
+    ]
+    for line, words in expected:
+        assert any(f"{path}, line {line}: {words}" in found for found in lines), (words, result.err)
+
+
+def test_a_mistake_in_one_table_hides_none_in_the_others(write_programme):
+    # Each entry's own mistakes (a bad address, a bad status) and every check across the
+    # programme (time zone, duplicate and unknown ids, a local time that does not exist,
+    # invitations without a sender, two mentors on one calendar) in one run.
+    caldav = ('\n[mentors.caldav]\nurl = "https://dav.example.fi/"\nusername = "u"\n'
+              'password_env = "KLASH_PW"\n')
+    header = (HEADER.replace("Europe/Helsinki", "Europe/Helsinky")
+              + '\n[[mentors]]\nid = "rami"\nname = "Rami"\nemail = "Rami <rami@example.fi>"\n'
+              + '\n[[mentors]]\nid = "ville"\nname = "Ville"\nemail = "ville@example.fi"\n'
+                'invite = true\n'
+              + '\n[[mentors]]\nid = "peter"\nname = "Peter"' + caldav
+              + '\n[[mentors]]\nid = "sami"\nname = "Sami"' + caldav
+              + '\n[[mentors]]\nid = "ulla-nord"\nname = "Toinen Ulla"\n')
+    text = programme_text(
+        'id = "a"\ntitle = "T"\ndate = 2019-10-08\nstatus = "peruttu"\nmentors = ["rami"]',
+        'id = "b"\ntitle = "T"\nstart = 2019-03-31T03:30:00\nend = 2019-03-31T05:00:00\n'
+        'mentors = ["nobody"]',
+        header=header)
+    result = run_cli("validate", "--programme", str(write_programme(text)))
+    assert result.code == 2, result.err
+    for words in ["[programme], field 'timezone': 'Europe/Helsinky' is not a known time zone",
+                  "mentor 'rami', field 'email': 'Rami <rami@example.fi>' is not a single address",
+                  "mentor 'ulla-nord', field 'id': the id is used twice",
+                  "session 'a', field 'status': must be one of",
+                  "session 'b', field 'mentors': 'nobody' is not a known mentor",
+                  "[programme], field 'organiser_email': mentor 'ville' gets invitations",
+                  "mentor 'sami', field 'caldav': points at the same calendar as mentor 'peter'"]:
+        assert words in result.err, (words, result.err)
+    assert "'rami' is not a known mentor" not in result.err  # an invalid entry is still known
+    # The time zone is unknown, so no local time is judged against it.
+    assert "does not exist" not in result.err
