@@ -165,3 +165,12 @@ def test_an_id_ending_in_a_line_break_is_refused_on_one_line(table):
     assert any(p.startswith(f"conf/programme.toml, line 6: {kind} #1, field 'id': ")
                and "'milja\\n' is not a valid id" in p for p in found), found
     assert all("\n" not in p for p in found), found
+
+
+@pytest.mark.parametrize("zone", ["Europe/Helsinki\n", "\x1b[2J", "Europe/Helsinki\u2028"])
+def test_a_time_zone_with_a_control_character_is_shown_escaped_on_one_line(zone):
+    text = HEAD + f"timezone = {toml_str(zone)}\n"
+    [found] = problems_of(text)
+    assert found.startswith("conf/programme.toml, line 5: [programme], field 'timezone': "), found
+    assert f"{zone!r} is not a known time zone" in found
+    assert not any(c in found for c in "\n\x1b\u2028"), found
