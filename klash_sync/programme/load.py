@@ -125,11 +125,14 @@ class Written:
         for index, entry in mentors:
             with contextlib.suppress(ValidationError):  # reported already, field by field
                 valid.append((index, Mentor.model_validate(entry)))
+        # Mentors written as [mentors] rather than [[mentors]] are reported as such; every
+        # session's mentors would otherwise be "unknown" as well.
+        known = isinstance(data.get("mentors", []), list)
         return cls(
             zone if isinstance(zone, str) else None,
             [(i, e["id"]) for i, e in mentors if _is_id(e.get("id"))],
             [(i, _place(e, i), tuple(m for m in _listed(e.get("mentors")) if _is_id(m)))
-             for i, e in sessions],
+             for i, e in sessions if known],
             [(i, e["id"]) for i, e in sessions if _is_id(e.get("id"))],
             [(i, _place(e, i), f, e[f]) for i, e in sessions for f in ("start", "end")
              if isinstance(e.get(f), datetime)],

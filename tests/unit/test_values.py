@@ -174,3 +174,15 @@ def test_a_time_zone_with_a_control_character_is_shown_escaped_on_one_line(zone)
     assert found.startswith("conf/programme.toml, line 5: [programme], field 'timezone': "), found
     assert f"{zone!r} is not a known time zone" in found
     assert not any(c in found for c in "\n\x1b\u2028"), found
+
+
+def test_checks_across_the_programme_run_beside_an_entry_mistake_but_not_on_a_misshapen_table():
+    session = '[[sessions]]\nid = "s"\ntitle = "T"\ndate = "1.10.2019"\nmentors = ["m", "x"]\n'
+    listed = problems_of(HEAD + '[[mentors]]\nid = "m"\nname = "M"\n' + session)
+    assert [p.split(": ", 2)[1] for p in listed] == ["session 's', field 'date'",
+                                                     "session 's', field 'mentors'"], listed
+    assert "'x' is not a known mentor" in listed[1]
+    # [mentors] instead of [[mentors]]: said once, not once more per session as "unknown".
+    [misshapen] = problems_of(HEAD + '[mentors]\nid = "m"\nname = "M"\n'
+                              + session.replace('"1.10.2019"', "2019-10-01"))
+    assert "write each mentor as a [[mentors]] table" in misshapen
