@@ -94,7 +94,7 @@ def _email(value: str) -> str:
     if not value.isascii():
         raise ValueError(
             f"{value!r} has non-ASCII characters; such an address needs a mail server that "
-            "announces SMTPUTF8, which klash-sync does not use yet: use the mentor's ASCII "
+            "announces SMTPUTF8, which klash-sync does not use yet: use an ASCII "
             "address (most providers give one)")
     local, at, domain = value.rpartition("@")
     if not at or not local:
