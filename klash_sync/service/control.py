@@ -255,7 +255,7 @@ def take(state_dir: Path) -> Taken:
             except OSError:
                 continue  # withdrawn by its command meanwhile
             if not _NAME.fullmatch(name):
-                got.skipped.append(f"{name}: not a request's name")
+                got.skipped.append(f"{name!r}: not a request's name")  # as is, no log line
                 guarded.remove(dfd, taken)
                 continue
             raw, why = guarded.read(dfd, taken, (me, 0), MAX_REQUEST)

@@ -91,6 +91,9 @@ def test_nothing_else_in_the_folder_steers_blocks_or_crashes_the_daemon(tmp_path
         hidden.mkdir(mode=0o700)
         for n, (_, make) in enumerate(junk.items()):
             make(hidden / f"{n:032x}.request")
+        # A name no command makes, with a log line of its own inside.
+        (hidden / "x\n2026-01-01 00:00:00,000 INFO    forged.request").write_text(
+            request_json(programme, tmp_path / "by-name"))
 
         # A genuine request whose answer file names are planted as symlinks to a victim.
         victim = tmp_path / "victim"
@@ -123,6 +126,9 @@ def test_nothing_else_in_the_folder_steers_blocks_or_crashes_the_daemon(tmp_path
         log = daemon.log()
         for n, name in enumerate(junk):
             assert f"skipped a file in the requests folder, {n:032x}.request: " in log, (name, log)
+        assert "'x\\n2026-01-01 00:00:00,000 INFO    forged.request': not a request's name" in log
+        assert "\n2026-01-01 00:00:00,000 INFO    forged" not in log
+        assert not (tmp_path / "by-name").exists()
         for n in range(len(junk)):  # none is left to be taken; the malformed ones, of root,
             for suffix in ("request", "taken"):  # are answered as such
                 assert not os.path.lexists(where / f"{n:032x}.{suffix}")
