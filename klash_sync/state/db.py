@@ -136,12 +136,13 @@ class Database:
     def _connect(path: Path) -> sqlite3.Connection:
         # Made 0600 before SQLite makes it 0644 (mentors' e-mails and calendar addresses);
         # its -wal and -shm files take its mode. One left 0644 by an older release is narrowed.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
+        with contextlib.suppress(OSError):  # unusable: SQLite says so below, as before
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                if os.fstat(fd).st_mode & 0o077:
+                    os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5)
         try:
             db.execute("PRAGMA journal_mode=WAL")
