@@ -71,6 +71,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         out = Path(args.output)
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_bytes(feed.body)
+        tmp.chmod(0o644)  # a feed to be served, as with the usual umask (main() sets 077)
         tmp.replace(out)
         output.note(f"wrote {out} ({len(feed.sessions)} events)")
     return EXIT_OK

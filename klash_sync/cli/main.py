@@ -11,6 +11,7 @@ was refused a mass delete; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything the service creates (the store, Radicale's calendars, logins, requests) is
+    # its user's alone, whatever umask it was started with; what is meant to be served (the
+    # static site, a feed written to a file) is given its world-readable modes explicitly.
+    os.umask(0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -12,6 +12,7 @@ does the work itself after all.
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,17 @@ def daemon_holds(settings: Settings) -> bool:
     return holder is not None and holder.command == "run"
 
 
+def daemon_user(settings: Settings) -> int | None:
+    """The uid the running daemon runs as (from /proc), None if it cannot be told."""
+    holder = StateLock(settings.state_dir).holder()
+    if holder is None or not holder.pid:
+        return None
+    try:
+        return os.stat(f"/proc/{holder.pid}").st_uid
+    except OSError:
+        return None
+
+
 def perform(settings: Settings, programme: Programme, command: str, action: str,
             args: dict[str, Any]) -> int:
     """Run ``action`` here, or hand it to the running daemon; print its lines; its exit code."""
@@ -79,7 +91,8 @@ def hand_over(settings: Settings, action: str, args: dict[str, Any]) -> int | No
         raw = settings.programme.read_bytes()
     except OSError as e:
         raise UserError(f"{settings.programme}: the file cannot be read ({e.strerror})") from None
-    rid = control.submit(settings.state_dir, action, args, programme=control.digest(raw))
+    rid = control.submit(settings.state_dir, action, args, programme=control.digest(raw),
+                         owner=daemon_user(settings))
     output.note(HANDED_OVER)
     got = control.wait(settings.state_dir, rid, daemon_alive=lambda: daemon_holds(settings))
     if isinstance(got, control.Answer):

@@ -55,7 +55,8 @@ permissions: r
 def _write_private(path: Path, data: str) -> None:
     """Write a file readable by its owner only, atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # new and 0600, never through a symlink left under its name
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(data)
     tmp.replace(path)
@@ -83,7 +84,7 @@ class Accounts:
 
     def _ensure_rights(self) -> None:
         if not self.rights.exists() or self.rights.read_text(encoding="utf-8") != _RIGHTS:
-            self.rights.write_text(_RIGHTS, encoding="utf-8")
+            _write_private(self.rights, _RIGHTS)
 
     def _accounts(self) -> dict[str, str]:
         if not self.htpasswd.exists():

@@ -61,6 +61,9 @@ class Operator:
         # request id -> the request and its run on the operator thread
         self._queued: dict[str, tuple[control.Request, Future[None]]] = {}
         self._stopping = False
+        self._refused: str | None = None  # why the requests folder is refused, once logged
+        with contextlib.suppress(OSError):  # made by the daemon, so that it is its user's
+            control.prepare(daemon.settings.state_dir)
 
     # ------------------------------------------------------------ main loop
 
@@ -72,7 +75,13 @@ class Operator:
         self._next = now + 1.0
         state_dir = self.daemon.settings.state_dir
         deferred, self._deferred = self._deferred, []
-        for request in control.take(state_dir):
+        taken = control.take(state_dir)
+        if taken.refused != self._refused and taken.refused is not None:
+            log.error("%s", taken.refused)
+        self._refused = taken.refused
+        for skipped in taken.skipped:  # each file once: it is removed (or answered)
+            log.warning("skipped a file in the requests folder, %s", skipped)
+        for request in taken.requests:
             self._consider(request, None)
         for request, until in deferred:
             self._consider(request, until)

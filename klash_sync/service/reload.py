@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,7 +100,10 @@ class Loader:
     def _save_last_good(self, raw: bytes) -> None:
         tmp = self._last_good_path.with_suffix(".tmp")
         with contextlib.suppress(OSError):
-            tmp.write_bytes(raw)
+            tmp.unlink(missing_ok=True)  # new, 0600 (mentors' addresses), never through a symlink
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(raw)
             tmp.replace(self._last_good_path)
 
     def _use_last_good(self, error: str) -> None:

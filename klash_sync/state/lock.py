@@ -48,7 +48,7 @@ class StateLock:
     def acquire(self, command: str, now: datetime) -> StateLock:
         """Take the lock or raise ``StateBusy`` naming the holder; ``StateError`` if unwritable."""
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as e:
             raise _unusable(self.state_dir, e) from None

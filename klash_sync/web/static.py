@@ -12,6 +12,7 @@ is run against an export by tests/system/test_words_served.py.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -50,7 +51,7 @@ def _export(snapshot: Snapshot, settings: Settings, target: Path, keys: FeedKeys
         raise UserError(f"{target} exists and is not a klash-sync export (a symlink); "
                         "remove it or choose another folder")
     versions = target.parent / f".{target.name}.versions"
-    versions.mkdir(parents=True, exist_ok=True)
+    _public_folder(versions)
     files = _files(snapshot, settings, keys, changes or [])
     digest = hashlib.sha256()
     for rel in sorted(files):
@@ -61,11 +62,11 @@ def _export(snapshot: Snapshot, settings: Settings, target: Path, keys: FeedKeys
         shutil.rmtree(building, ignore_errors=True)
         for rel, (body, mtime) in files.items():
             path = building / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(body)
+            _public_folder(path.parent)
+            _public_file(path, body)
             if rel.endswith(".ics"):
                 gz = path.with_name(path.name + ".gz")
-                gz.write_bytes(gzip.compress(body, mtime=0))
+                _public_file(gz, gzip.compress(body, mtime=0))
                 os.utime(gz, (mtime, mtime))
             os.utime(path, (mtime, mtime))
         building.rename(version)
@@ -76,6 +77,27 @@ def _export(snapshot: Snapshot, settings: Settings, target: Path, keys: FeedKeys
     os.replace(link, target)  # the atomic swap
     _prune(versions, version)
     return version
+
+
+def _public_folder(path: Path) -> None:
+    """Create ``path`` and its missing parents 0755, whatever the umask: the site is meant to
+    be served (nginx runs as another user), unlike everything in the state directory."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+            folder.chmod(0o755)
+
+
+def _public_file(path: Path, body: bytes) -> None:
+    """Write a file of the site 0644, whatever the umask (see ``_public_folder``)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o644)
+        f.write(body)
 
 
 def _files(snapshot: Snapshot, settings: Settings, keys: FeedKeys | None,
