@@ -1,0 +1,214 @@
+"""Logins to the embedded server, checked before Radicale: a wrong password costs the attacker.
+
+Radicale's own answer to a wrong password is to sleep (``auth.delay``) on the thread that
+serves the request, and those threads are the ones that serve feeds, the page and
+``/healthz``: 40 clients sending wrong passwords held every worker asleep (feed median
+2 ms -> 5 s). So ``/dav/`` checks credentials itself, before Radicale, and never sleeps:
+
+* the ``Authorization`` header is parsed here; anything that is not Basic credentials
+  (another scheme, an empty value) is 401 with a Basic challenge, and Basic credentials
+  that cannot be decoded (not base64, no colon, not UTF-8) are 400. Never a 500;
+* the password is compared with bcrypt against the htpasswd file that ``accounts``
+  writes (an unknown user against a dummy hash, so the time does not tell which users
+  exist); Radicale is then told who the user is (``REMOTE_USER``) and does no check,
+  no sleep of its own;
+* every client address has a budget of failed logins: ``BURST`` failures at once, then one
+  more every ``REFILL`` seconds (a token bucket). Over budget, the answer is 429 with
+  ``Retry-After`` at once, without running bcrypt: the attacker's next guess costs us a
+  dictionary look-up. A mentor who mistypes gets 5 tries, then one a minute, which is what
+  a person needs; a guesser gets 60 guesses an hour per address instead of the 3,600 a
+  one-second delay allowed. IPv6 clients are counted per /64, the block one subscriber
+  usually gets;
+* credentials that passed bcrypt are remembered (a keyed SHA-256, never the password) for
+  ``REMEMBER`` seconds, until the htpasswd file changes: the service's syncer and a
+  mentor's app send the same credentials on every request, and bcrypt per request would
+  cost about 50 ms of CPU each. Remembered credentials pass even over budget, so a client
+  that logged in before is not locked out by someone guessing from the same address.
+
+Caveat: behind a reverse proxy every client has the proxy's address, so the budget is
+shared by all of them (remembered logins still pass); ``MAX_CLIENTS`` bounds the memory
+the counters take, forgetting the oldest when full.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import math
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+
+BURST = 5            # failed logins a client may make at once
+REFILL = 60.0        # seconds for one more failed login to be allowed
+REMEMBER = 300.0     # seconds a login that passed bcrypt is accepted without bcrypt
+MAX_CLIENTS = 10_000  # client addresses whose failures are counted at once
+MAX_HEADER = 4096    # longer Authorization values are refused without decoding
+
+# A hash to compare against for users that do not exist, so both take bcrypt's time.
+_DUMMY = bcrypt.hashpw(b"klash-sync: no such user", bcrypt.gensalt(rounds=10))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a request to /dav/: ``user`` to pass it on, else ``status`` to answer."""
+
+    user: str = ""
+    status: int = 0
+    retry_after: int = 0
+    reason: str = ""
+
+
+class Malformed(ValueError):
+    """An Authorization header that carries no usable Basic credentials."""
+
+
+def parse_basic(header: str) -> tuple[str, str]:
+    """Decode Basic credentials (RFC 7617); raise ``Malformed`` for anything else."""
+    if len(header) > MAX_HEADER:
+        raise Malformed("too long")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise Malformed("not Basic")
+    token = token.strip()
+    if not token:
+        raise Malformed("no credentials")
+    try:
+        raw = base64.b64decode(token.encode("ascii"), validate=True)
+        text = raw.decode("utf-8")
+    except (UnicodeError, binascii.Error, ValueError) as e:
+        raise Malformed("not base64 of UTF-8") from e
+    user, colon, password = text.partition(":")
+    if not colon or not user:
+        raise Malformed("no user:password")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise Malformed("control characters")
+    return user, password
+
+
+def client_key(address: str) -> str:
+    """The key a client's failures are counted under: its address, an IPv6 one by /64."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class Failures:
+    """Failed logins per client: a token bucket of ``burst`` that refills one per ``refill`` s."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic, *, burst: int = BURST,
+                 refill: float = REFILL, max_clients: int = MAX_CLIENTS) -> None:
+        self._now = now
+        self._burst = burst
+        self._refill = refill
+        self._max = max_clients
+        self._lock = threading.Lock()
+        self._used: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (used, at)
+
+    def _current(self, key: str, now: float) -> float:
+        used, at = self._used.get(key, (0.0, now))
+        return max(0.0, used - (now - at) / self._refill)
+
+    def wait(self, key: str) -> int:
+        """Seconds until ``key`` may try again (0: it may now)."""
+        with self._lock:
+            used = self._current(key, self._now())
+        if used <= self._burst - 1:
+            return 0
+        return max(1, math.ceil((used - (self._burst - 1)) * self._refill))
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            now = self._now()
+            self._used[key] = (self._current(key, now) + 1, now)
+            self._used.move_to_end(key)
+            while len(self._used) > self._max:
+                self._used.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._used)
+
+
+class Logins:
+    """Checks Basic credentials against the htpasswd file, with ``Failures`` per client."""
+
+    def __init__(self, htpasswd: Path, *, failures: Failures | None = None,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.htpasswd = htpasswd
+        self.failures = failures or Failures(now)
+        self._now = now
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._seen: tuple[int, int] | None = None
+        self._hashes: dict[str, bytes] = {}
+        self._good: dict[str, tuple[bytes, float]] = {}  # user -> (keyed digest, until)
+
+    def _table(self) -> dict[str, bytes]:
+        """The htpasswd file's users and hashes, read again when the file changes."""
+        try:
+            st = self.htpasswd.stat()
+            seen = (st.st_mtime_ns, st.st_ino)
+        except OSError:
+            seen = (0, 0)
+        with self._lock:
+            if seen != self._seen:
+                hashes: dict[str, bytes] = {}
+                if seen != (0, 0):
+                    for line in self.htpasswd.read_text(encoding="utf-8").splitlines():
+                        user, sep, digest = line.partition(":")
+                        if sep:
+                            hashes[user] = digest.encode()
+                self._hashes, self._good, self._seen = hashes, {}, seen
+            return self._hashes
+
+    def _digest(self, user: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+
+    def _remembered(self, user: str, password: str) -> bool:
+        entry = self._good.get(user)
+        return (entry is not None and entry[1] > self._now()
+                and hmac.compare_digest(entry[0], self._digest(user, password)))
+
+    def check(self, authorization: str | None, remote_addr: str) -> Verdict:
+        """The verdict on one request's credentials; never sleeps, never raises."""
+        if not authorization:
+            return Verdict(status=401, reason="no credentials")
+        try:
+            user, password = parse_basic(authorization)
+        except Malformed as e:
+            scheme = authorization.strip().partition(" ")[0].lower()
+            return Verdict(status=400 if scheme == "basic" else 401, reason=str(e))
+        table = self._table()
+        if self._remembered(user, password):
+            return Verdict(user=user)
+        key = client_key(remote_addr)
+        wait = self.failures.wait(key)
+        if wait:
+            return Verdict(status=429, retry_after=wait, reason="too many failed logins")
+        digest = table.get(user)
+        try:
+            ok = bcrypt.checkpw(password.encode(), digest or _DUMMY) and digest is not None
+        except ValueError:  # a damaged line in htpasswd: that login cannot work
+            ok = False
+        if not ok:
+            self.failures.failed(key)
+            return Verdict(status=401, reason="wrong user or password")
+        with self._lock:
+            if self._hashes is table:  # not if the file changed (a reset) while bcrypt ran
+                self._good[user] = (self._digest(user, password), self._now() + REMEMBER)
+        return Verdict(user=user)
