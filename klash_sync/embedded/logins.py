@@ -19,6 +19,11 @@ serves the request, and those threads are the ones that serve feeds, the page an
   a person needs; a guesser gets 60 guesses an hour per address instead of the 3,600 a
   one-second delay allowed. IPv6 clients are counted per /64, the block one subscriber
   usually gets;
+* one password is checked at a time (bcrypt is about 90 ms of CPU here): a request that
+  would need a check while another runs is answered 503 with ``Retry-After: 1`` at once
+  and is not counted as a failure. So guessers from many addresses can keep at most one
+  worker thread and one core busy, never all of them; the other workers serve feeds, the
+  page and ``/healthz``;
 * credentials that passed bcrypt are remembered (a keyed SHA-256, never the password) for
   ``REMEMBER`` seconds, until the htpasswd file changes: the service's syncer and a
   mentor's app send the same credentials on every request, and bcrypt per request would
@@ -53,6 +58,7 @@ REFILL = 60.0        # seconds for one more failed login to be allowed
 REMEMBER = 300.0     # seconds a login that passed bcrypt is accepted without bcrypt
 MAX_CLIENTS = 10_000  # client addresses whose failures are counted at once
 MAX_HEADER = 4096    # longer Authorization values are refused without decoding
+CHECKS_AT_ONCE = 1   # bcrypt checks running at once, in all (one core of the two we size for)
 
 # A hash to compare against for users that do not exist, so both take bcrypt's time.
 _DUMMY = bcrypt.hashpw(b"klash-sync: no such user", bcrypt.gensalt(rounds=10))
@@ -157,6 +163,13 @@ class Logins:
         self._seen: tuple[int, int] | None = None
         self._hashes: dict[str, bytes] = {}
         self._good: dict[str, tuple[bytes, float]] = {}  # user -> (keyed digest, until)
+        self._checking = threading.BoundedSemaphore(CHECKS_AT_ONCE)
+        self._trusted: dict[str, bytes] = {}  # user -> keyed digest, never forgotten
+
+    def trust(self, user: str, password: str) -> None:
+        """Accept these credentials without bcrypt: the service's own, which its syncer sends
+        from many threads at once, and which must never wait for a check or get a 503."""
+        self._trusted[user] = self._digest(user, password)
 
     def _table(self) -> dict[str, bytes]:
         """The htpasswd file's users and hashes, read again when the file changes."""
@@ -194,17 +207,24 @@ class Logins:
             scheme = authorization.strip().partition(" ")[0].lower()
             return Verdict(status=400 if scheme == "basic" else 401, reason=str(e))
         table = self._table()
+        trusted = self._trusted.get(user)
+        if trusted is not None and hmac.compare_digest(trusted, self._digest(user, password)):
+            return Verdict(user=user)
         if self._remembered(user, password):
             return Verdict(user=user)
         key = client_key(remote_addr)
         wait = self.failures.wait(key)
         if wait:
             return Verdict(status=429, retry_after=wait, reason="too many failed logins")
+        if not self._checking.acquire(blocking=False):  # never wait: answer, and let it retry
+            return Verdict(status=503, retry_after=1, reason="checking other logins")
         digest = table.get(user)
         try:
             ok = bcrypt.checkpw(password.encode(), digest or _DUMMY) and digest is not None
-        except ValueError:  # a damaged line in htpasswd: that login cannot work
+        except ValueError:  # a damaged line in htpasswd, a password over 72 bytes
             ok = False
+        finally:
+            self._checking.release()
         if not ok:
             self.failures.failed(key)
             return Verdict(status=401, reason="wrong user or password")

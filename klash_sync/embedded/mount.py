@@ -62,10 +62,12 @@ class Embedded(Accounts):
         if readonly:
             # For commands that change nothing (`plan`): use what a writer set up, as it is.
             self.service_password = self._service_password()
+            self.logins.trust(SERVICE_USER, self.service_password)
             return
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.storage / "collection-root").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.service_password = self._service_password()
+        self.logins.trust(SERVICE_USER, self.service_password)  # the syncer never waits on bcrypt
         self._ensure_rights()
         self._ensure_service_account()
         self.migrate()
@@ -221,6 +223,7 @@ _REFUSALS = {
     400: ("400 Bad Request", b"The Authorization header is not valid Basic credentials\n"),
     401: ("401 Unauthorized", b"Log in with your klash-sync user name and password\n"),
     429: ("429 Too Many Requests", b"Too many failed logins from your address; try again later\n"),
+    503: ("503 Service Unavailable", b"Busy checking other logins; try again in a second\n"),
 }
 
 
@@ -233,7 +236,7 @@ def _refuse(verdict: Verdict, client: str, start_response: Any) -> Iterable[byte
                ("Cache-Control", "no-store")]
     if verdict.status == 401:
         headers.append(("WWW-Authenticate", 'Basic realm="klash-sync", charset="UTF-8"'))
-    if verdict.status == 429:
+    if verdict.status in (429, 503):
         headers.append(("Retry-After", str(verdict.retry_after)))
     start_response(status, headers)
     return [body]
