@@ -21,28 +21,34 @@ serves the request, and those threads are the ones that serve feeds, the page an
   usually gets;
 * one password is checked at a time (bcrypt is about 90 ms of CPU here): a request that
   would need a check while another runs is answered 503 with ``Retry-After: 1`` at once
-  and is not counted as a failure. So guessers from many addresses can keep at most one
-  worker thread and one core busy, never all of them; the other workers serve feeds, the
-  page and ``/healthz``;
+  and is not counted as a failure. bcrypt runs in one thread of its own at the lowest
+  priority (nice 19), so it gets only the CPU that serving leaves over. So guessers from
+  many addresses keep at most one worker thread waiting for a check and never take the
+  CPU from the others, which serve feeds, the page and ``/healthz``;
 * credentials that passed bcrypt are remembered (a keyed SHA-256, never the password) for
   ``REMEMBER`` seconds, until the htpasswd file changes: the service's syncer and a
   mentor's app send the same credentials on every request, and bcrypt per request would
   cost about 50 ms of CPU each. Remembered credentials pass even over budget, so a client
   that logged in before is not locked out by someone guessing from the same address.
 
-Caveat: behind a reverse proxy every client has the proxy's address, so the budget is
-shared by all of them (remembered logins still pass); ``MAX_CLIENTS`` bounds the memory
-the counters take, forgetting the oldest when full.
+Caveats: behind a reverse proxy every client has the proxy's address, so the budget is
+shared by all of them (remembered logins still pass). An app that sends its first
+requests in parallel, before its login is remembered, may get a 503 for all but one and
+retries. ``MAX_CLIENTS`` bounds the memory the counters take, forgetting the oldest when
+full.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import concurrent.futures
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import math
+import os
 import secrets
 import threading
 import time
@@ -59,6 +65,7 @@ REMEMBER = 300.0     # seconds a login that passed bcrypt is accepted without bc
 MAX_CLIENTS = 10_000  # client addresses whose failures are counted at once
 MAX_HEADER = 4096    # longer Authorization values are refused without decoding
 CHECKS_AT_ONCE = 1   # bcrypt checks running at once, in all (one core of the two we size for)
+CHECK_TIMEOUT = 10.0  # seconds a check may take on an overloaded machine before a 503
 
 # A hash to compare against for users that do not exist, so both take bcrypt's time.
 _DUMMY = bcrypt.hashpw(b"klash-sync: no such user", bcrypt.gensalt(rounds=10))
@@ -99,6 +106,24 @@ def parse_basic(header: str) -> tuple[str, str]:
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise Malformed("control characters")
     return user, password
+
+
+def _lowest_priority() -> None:
+    """Run this thread at nice 19 (Linux renices threads one by one): bcrypt then takes only
+    the CPU that serving feeds and /healthz leaves over."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+# The one thread that runs bcrypt, at the lowest priority; a worker waits for its answer.
+_CHECKER = concurrent.futures.ThreadPoolExecutor(1, "klash-login-check", _lowest_priority)
+
+
+def _checkpw(password: str, digest: bytes | None) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode(), digest or _DUMMY) and digest is not None
+    except ValueError:  # a damaged line in htpasswd, a password over 72 bytes
+        return False
 
 
 def client_key(address: str) -> str:
@@ -220,9 +245,9 @@ class Logins:
             return Verdict(status=503, retry_after=1, reason="checking other logins")
         digest = table.get(user)
         try:
-            ok = bcrypt.checkpw(password.encode(), digest or _DUMMY) and digest is not None
-        except ValueError:  # a damaged line in htpasswd, a password over 72 bytes
-            ok = False
+            ok = _CHECKER.submit(_checkpw, password, digest).result(timeout=CHECK_TIMEOUT)
+        except concurrent.futures.TimeoutError:  # the machine is overloaded: let it retry
+            return Verdict(status=503, retry_after=1, reason="checking other logins")
         finally:
             self._checking.release()
         if not ok:
