@@ -215,3 +215,22 @@ def test_no_request_waits_on_a_sleeping_login(site):
     for n, counted in enumerate(statuses):
         assert set(counted) <= {401, 429, 503}, (n, counted)  # 503: another check was running
         assert counted[401] <= BURST + 1, (n, counted)  # the rest cost no bcrypt
+
+
+def test_while_a_password_is_being_checked_another_check_is_503_at_once(site):
+    """One bcrypt check at a time: the next one is answered 503 + Retry-After at once, not
+    queued on a worker, and not counted against its client; logins that need no check pass."""
+    server, password, embedded = site
+    port = server.effective_port
+    assert propfind(port, "127.0.6.1", "milja-kopsi", password).status == 207  # remembered now
+    embedded.logins._checking.acquire()  # as if a check were running
+    try:
+        busy = propfind(port, "127.0.6.2", "milja-kopsi", "guess")
+        assert busy.status == 503
+        assert busy.getheader("Retry-After") == "1"
+        assert propfind(port, "127.0.6.1", "milja-kopsi", password).status == 207
+        assert propfind(port, "127.0.6.2", SERVICE_USER, embedded.service_password).status == 207
+    finally:
+        embedded.logins._checking.release()
+    for n in range(BURST):  # the 503 cost the client none of its budget
+        assert propfind(port, "127.0.6.2", "milja-kopsi", f"guess-{n}").status == 401, n
