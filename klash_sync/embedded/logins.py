@@ -47,6 +47,7 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
+import logging
 import math
 import os
 import secrets
@@ -58,6 +59,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
+
+log = logging.getLogger(__name__)
 
 BURST = 5            # failed logins a client may make at once
 REFILL = 60.0        # seconds for one more failed login to be allowed
@@ -206,11 +209,16 @@ class Logins:
         with self._lock:
             if seen != self._seen:
                 hashes: dict[str, bytes] = {}
-                if seen != (0, 0):
-                    for line in self.htpasswd.read_text(encoding="utf-8").splitlines():
-                        user, sep, digest = line.partition(":")
-                        if sep:
-                            hashes[user] = digest.encode()
+                try:
+                    text = self.htpasswd.read_text(encoding="utf-8") if seen != (0, 0) else ""
+                except (OSError, UnicodeError) as e:  # no mentor can log in; the service still can
+                    log.warning("cannot read the embedded server's logins in %s (%s); "
+                                "run `klash-sync accounts` to write them again", self.htpasswd, e)
+                    text = ""
+                for line in text.splitlines():
+                    user, sep, digest = line.partition(":")
+                    if sep:
+                        hashes[user] = digest.encode()
                 self._hashes, self._good, self._seen = hashes, {}, seen
             return self._hashes
 

@@ -234,3 +234,17 @@ def test_while_a_password_is_being_checked_another_check_is_503_at_once(site):
         embedded.logins._checking.release()
     for n in range(BURST):  # the 503 cost the client none of its budget
         assert propfind(port, "127.0.6.2", "milja-kopsi", f"guess-{n}").status == 401, n
+
+
+def test_an_unreadable_htpasswd_refuses_mentors_but_not_the_service(serve_live, tmp_path):
+    """A damaged logins file is one warning and 401s for mentors, not a 500 per request;
+    the service's own login still works, so calendars are still written."""
+    embedded = Embedded(tmp_path / "state")
+    embedded.ensure_home("milja-kopsi")
+    password = embedded.set_password("milja-kopsi")
+    running = serve_live(Live())
+    running.app.dav = embedded.mounted
+    port = int(running.url.rsplit(":", 1)[1])
+    embedded.htpasswd.write_bytes(b"milja-kopsi:\xff\xfe not UTF-8\n")
+    assert propfind(port, "127.0.7.1", "milja-kopsi", password).status == 401
+    assert propfind(port, "127.0.7.1", SERVICE_USER, embedded.service_password).status == 207
