@@ -21,6 +21,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
     block = render(quiet, attacked, args, command)
     print(block)
     text = args.out.read_text() if args.out.exists() else ""
