@@ -8,8 +8,9 @@ every calendar):
   file in the state directory;
 * each mentor gets a read-only login, user name = mentor id, to their own calendar
   and nothing else (the rights file below);
-* passwords are stored only as bcrypt hashes in Radicale's htpasswd file, which
-  Radicale compares with ``bcrypt.checkpw`` (constant time) and delays failures.
+* passwords are stored only as bcrypt hashes in the htpasswd file, which ``logins``
+  compares with ``bcrypt.checkpw`` before a request reaches Radicale; failures are
+  limited per client and answered at once, never by sleeping on a shared thread.
 """
 
 from __future__ import annotations

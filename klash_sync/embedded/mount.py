@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from klash_sync.embedded.accounts import SERVICE_USER, Accounts
+from klash_sync.embedded.logins import Logins, Verdict
 
 __all__ = ["CALENDAR", "MOUNT", "SERVICE_USER", "Embedded"]
 
@@ -57,13 +58,16 @@ class Embedded(Accounts):
         self.storage = self.root / "collections"
         self._lock = threading.Lock()
         self._app: Any = None
+        self.logins = Logins(self.htpasswd)  # checked before Radicale, never asleep (logins.py)
         if readonly:
             # For commands that change nothing (`plan`): use what a writer set up, as it is.
             self.service_password = self._service_password()
+            self.logins.trust(SERVICE_USER, self.service_password)
             return
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.storage / "collection-root").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.service_password = self._service_password()
+        self.logins.trust(SERVICE_USER, self.service_password)  # the syncer never waits on bcrypt
         self._ensure_rights()
         self._ensure_service_account()
         self.migrate()
@@ -145,12 +149,10 @@ class Embedded(Accounts):
 
                 configuration = radicale.config.load()
                 configuration.update({
-                    "auth": {
-                        "type": "htpasswd",
-                        "htpasswd_filename": str(self.htpasswd),
-                        "htpasswd_encryption": "bcrypt",
-                        "delay": "1",
-                    },
+                    # ``mounted`` has checked the password (logins.py) and names the user in
+                    # REMOTE_USER, which no HTTP header can set. Radicale's delay is off: it
+                    # slept on the threads that also serve feeds and /healthz.
+                    "auth": {"type": "remote_user", "delay": "0"},
                     "rights": {"type": "from_file", "file": str(self.rights)},
                     "storage": {"filesystem_folder": str(self.storage)},
                     "web": {"type": "none"},
@@ -192,6 +194,11 @@ class Embedded(Accounts):
             start_response(status, [("Location", where), ("Content-Type", "text/plain"),
                                     ("Content-Length", "0"), ("Cache-Control", "no-store")])
             return []
+        verdict = self.logins.check(environ.get("HTTP_AUTHORIZATION"), environ.get("REMOTE_ADDR", ""))
+        if not verdict.user:
+            return _refuse(verdict, environ.get("REMOTE_ADDR", "?"), start_response)
+        inner.pop("HTTP_AUTHORIZATION", None)
+        inner["REMOTE_USER"] = verdict.user
         return self.app()(inner, start_response)
 
     # ------------------------------------------------------------ addresses
@@ -210,6 +217,29 @@ class Embedded(Accounts):
     def server_path() -> str:
         """What to type into a calendar app as the server: the DAV root, which discovers the rest."""
         return f"{MOUNT}/"
+
+
+_REFUSALS = {
+    400: ("400 Bad Request", b"The Authorization header is not valid Basic credentials\n"),
+    401: ("401 Unauthorized", b"Log in with your klash-sync user name and password\n"),
+    429: ("429 Too Many Requests", b"Too many failed logins from your address; try again later\n"),
+    503: ("503 Service Unavailable", b"Busy checking other logins; try again in a second\n"),
+}
+
+
+def _refuse(verdict: Verdict, client: str, start_response: Any) -> Iterable[bytes]:
+    """Answer a request whose credentials did not pass, at once: nothing here waits."""
+    if verdict.status == 401 and verdict.reason == "wrong user or password":
+        log.info("failed login to the embedded CalDAV server from %s", client)
+    status, body = _REFUSALS[verdict.status]
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+               ("Cache-Control", "no-store")]
+    if verdict.status == 401:
+        headers.append(("WWW-Authenticate", 'Basic realm="klash-sync", charset="UTF-8"'))
+    if verdict.status in (429, 503):
+        headers.append(("Retry-After", str(verdict.retry_after)))
+    start_response(status, headers)
+    return [body]
 
 
 def _sync_dir(path: Path) -> None:

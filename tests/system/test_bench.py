@@ -45,3 +45,20 @@ def test_far_servers_phase_runs_at_a_tiny_size(tmp_path):
     assert cells[3] == "4.00"  # first sync from the principal: PROPFIND, MKCALENDAR, two PUTs
     assert cells[7] == "1.00"  # no-op: one request per calendar
     assert cells[8].endswith("/ 0.000")  # a warm no-op pass opens no connection
+
+
+def test_wrong_passwords_phase_runs_at_a_tiny_size(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# results\n\nkept text\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.logins", "--clients", "3", "--rate", "4", "--seconds", "2",
+         "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = out.read_text()
+    assert "kept text" in report
+    assert "## Wrong passwords" in report
+    for row in ("| feed median, ms |", "| /healthz worst, ms |"):
+        assert row in report, row
+    answers = next(line for line in report.splitlines() if line.startswith("Answers to the attackers"))
+    assert '"500"' not in answers
