@@ -10,9 +10,7 @@ left byte for byte as it was, also with its last transaction still in the WAL.
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,30 +18,7 @@ import pytest
 from klash_sync.errors import StateError
 from klash_sync.state.schema import VERSION
 from klash_sync.state.store import Store
-from tests.fixtures.common import ROOT
-
-FILES = ("klash_sync/state.py", "klash_sync/state/schema.py")
-
-
-def shipped_schemas() -> list[tuple[str, str]]:
-    """(commit, SQL) of each distinct unversioned schema in history, oldest first."""
-    log = subprocess.run(["git", "-C", str(ROOT), "log", "--reverse", "--format=%h", "--", *FILES],
-                         capture_output=True, text=True, timeout=60, check=False)
-    assert log.returncode == 0, "the upgrade tests need this repository's history: " + log.stderr
-    assert log.stdout.split(), "the upgrade tests need a full clone, not a shallow one"
-    found: list[tuple[str, str]] = []
-    for commit in log.stdout.split():
-        for name in FILES:
-            shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{name}"],
-                                   capture_output=True, text=True, timeout=60, check=False)
-            if shown.returncode != 0 or "user_version" in shown.stdout:
-                continue  # not there at that commit, or a versioned schema (upgraded by steps)
-            m = re.search(r'^_?SCHEMA = """(.*?)"""', shown.stdout, re.S | re.M)
-            assert m, (commit, name)
-            if all(sql != m.group(1) for _, sql in found):  # merged branches repeat them
-                found.append((commit, m.group(1)))
-    return found
-
+from tests.fixtures.store_history import build_store, shipped_schemas
 
 SHIPPED = shipped_schemas()
 
@@ -81,9 +56,8 @@ MOMENTS = {"at", "created", "changed", "removed", "ends", "sent_at", "since", "r
 
 def build(path: Path, sql: str) -> dict[str, list[dict[str, object]]]:
     """A store as that release made it (WAL, its tables), with one row in every table."""
+    build_store(path, sql)
     db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.executescript(sql)
     for table in tables(db):
         cols = columns(db, table)
         values = [7 if kind == "INTEGER" else b"\x00blob" if kind == "BLOB"
