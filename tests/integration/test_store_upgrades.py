@@ -128,6 +128,10 @@ def test_the_read_only_copy_upgrades_in_memory_and_writes_nothing(tmp_path):
     files = {p.name: p.read_bytes() for p in tmp_path.iterdir() if not p.name.endswith("-shm")}
     store = Store.readonly(path)
     assert [c.session for c in store.recent_changes()] == ["changes.session"]
+    assert store.calendars() == {}  # this version's table; the first release's row aside
+    with store.reading() as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == VERSION
+        assert db.execute("SELECT url FROM calendars_v1").fetchall() == [("calendars.url",)]
     store.close()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()
             if not p.name.endswith("-shm")} == files  # no copy either: nothing was upgraded on disk
