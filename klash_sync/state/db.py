@@ -121,7 +121,15 @@ class Database:
         except NewerSchema as e:  # marked newer after the look at the header: a race, refused
             db.close()
             raise newer_schema(self.path, e.found) from None
-        except (OSError, sqlite3.Error) as e:
+        except sqlite3.Error as e:
+            db.close()
+            if result_code(e) in SURROUNDINGS or "locked" in str(e).lower():
+                raise state_problem(self.path, e) from None
+            raise StateError(  # the one transaction rolled back: the store is as it was
+                f"the state database {self.path} could not be upgraded to schema {VERSION} ({e}); "
+                f"it is left as it was, with a copy beside it ({self.path.name}.schema-N.bak); "
+                "run the release that made it, and report this") from None
+        except OSError as e:
             db.close()
             raise state_problem(self.path, e) from None
         return db

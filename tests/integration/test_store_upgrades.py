@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from klash_sync.errors import StateError
+from klash_sync.state.migrations import STEPS
 from klash_sync.state.schema import VERSION
 from klash_sync.state.store import Store
 from tests.fixtures.store_history import build_store, shipped_schemas
@@ -27,6 +28,7 @@ def test_every_shipped_schema_is_known():
     # 236f5ea, c0d7139, 1e4ec5d, 10d0464: versions 1 to 4; this code is the first to record one.
     assert [c for c, _ in SHIPPED][:4] == ["236f5ea", "c0d7139", "1e4ec5d", "10d0464"], SHIPPED
     assert len(SHIPPED) == VERSION - 1
+    assert len(STEPS) == VERSION - 1  # one step per version
 
 
 def columns(db: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
@@ -160,3 +162,22 @@ def test_a_store_from_a_newer_release_is_refused_and_left_as_it_is(tmp_path, wal
                 if not p.name.endswith("-shm")} == files
     finally:
         holder.close()
+
+
+def test_an_upgrade_that_fails_leaves_the_store_as_it_was(tmp_path):
+    """One transaction: an upgrade that cannot finish (the first release's calendars, with rows,
+    and a table already named as the one they would be kept in) leaves nothing of itself."""
+    path = tmp_path / "state.sqlite3"
+    before = build(path, SHIPPED[0][1])
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE calendars_v1 (x TEXT)")
+    db.commit()
+    db.close()
+    before = rows(path)
+    with pytest.raises(StateError) as failed:
+        Store(path)
+    assert f"the state database {path} could not be upgraded to schema {VERSION}" in str(failed.value)
+    assert "\n" not in str(failed.value)
+    assert rows(path) == before
+    assert user_version(path) == 0
+    assert rows(path.with_name("state.sqlite3.schema-1.bak")) == before
