@@ -43,7 +43,6 @@ from klash_sync.state.schema import VERSION, NewerSchema, prepare
 log = logging.getLogger(__name__)
 
 
-
 def iso(moment: datetime) -> str:
     """How the store writes a moment: UTC, whole seconds."""
     return moment.astimezone(UTC).replace(microsecond=0).isoformat()
