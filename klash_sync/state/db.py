@@ -16,7 +16,6 @@ the check that the file is still the one opened, and the plain key-value table.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import sqlite3
@@ -28,15 +27,21 @@ from pathlib import Path
 from typing import Self
 
 from klash_sync.errors import StateError
-from klash_sync.state.schema import prepare
+from klash_sync.state.files import (
+    BUSY_TIMEOUT,
+    CORRUPT_CODES,
+    SURROUNDINGS,
+    foreign_file,
+    memory_copy,
+    newer_schema,
+    peek_version,
+    result_code,
+    state_problem,
+)
+from klash_sync.state.migrations import keep_copy
+from klash_sync.state.schema import VERSION, NewerSchema, prepare
 
 log = logging.getLogger(__name__)
-
-# SQLite's primary result codes for "this file is not a (sound) database": only these
-# move a file aside. Everything else (CANTOPEN, PERM, READONLY, BUSY, LOCKED, IOERR,
-# FULL, ...) is a problem of the surroundings, and the file is left exactly as it is.
-_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def iso(moment: datetime) -> str:
@@ -47,34 +52,6 @@ def iso(moment: datetime) -> str:
 def parse_time(text: str) -> datetime:
     """A moment as the store wrote it."""
     return datetime.fromisoformat(text)
-
-
-def _code(e: sqlite3.Error) -> int:
-    return (getattr(e, "sqlite_errorcode", 0) or 0) & 0xFF
-
-
-def _state_problem(path: Path, e: BaseException) -> StateError:
-    """One line for a store that cannot be used: what, which path, what to do."""
-    code = _code(e) if isinstance(e, sqlite3.Error) else 0
-    err = getattr(e, "errno", None)
-    where = path.parent
-    who = f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
-    if code in (5, 6) or "locked" in str(e).lower():  # BUSY, LOCKED
-        return StateError(
-            f"the state database {path} is locked by another process (another klash-sync, or a "
-            "tool holding it open); stop that process and try again")
-    if code in (10, 13) or err in (errno.EIO, errno.ENOSPC):  # IOERR, FULL
-        return StateError(
-            f"the state database {path} cannot be read or written ({e}); check the disk and "
-            f"the volume behind {where}")
-    if code == 8 or err == errno.EROFS or "readonly" in str(e).lower():  # READONLY
-        return StateError(
-            f"the state directory {where} is read-only for klash-sync ({who}); mount it "
-            "read-write, or point KLASH_STATE_DIR at a writable directory")
-    return StateError(
-        f"cannot open the state database {path} ({e}); the state directory {where} must be "
-        f"readable and writable by the user klash-sync runs as ({who}), e.g. "
-        f"chown -R {os.getuid() if hasattr(os, 'getuid') else 'USER'} {where}")
 
 
 class Database:
@@ -96,7 +73,10 @@ class Database:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
-            raise _state_problem(path, e) from None
+            raise state_problem(path, e) from None
+        found = peek_version(path)
+        if found is not None and found > VERSION:
+            raise newer_schema(path, found)  # before any connection that could write
         self._db = self._open(path)
         self._identity = self._stat_identity()
 
@@ -106,26 +86,16 @@ class Database:
 
         A database that a writer has open (its WAL exists) is read through SQLite in
         read-only mode, which then creates nothing; a closed one is read as bytes, since
-        opening it even read-only would create its -wal and -shm files.
+        opening it even read-only would create its -wal and -shm files. One held by
+        another program stops the command after ``BUSY_TIMEOUT``, never hangs it. An older
+        store is upgraded in the copy only; a newer one is refused.
         """
-        memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        try:
-            if Path(str(path) + "-wal").exists():
-                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-                try:
-                    source.backup(memory)
-                finally:
-                    source.close()
-            elif path.exists():
-                data = bytearray(path.read_bytes())
-                if data[:16] == _SQLITE_MAGIC and len(data) >= 20:
-                    data[18:20] = b"\x01\x01"  # WAL mode cannot be read from memory: rollback mode
-                memory.deserialize(bytes(data))
-        except (OSError, sqlite3.Error) as e:
-            memory.close()
-            raise _state_problem(path, e) from None
+        memory = memory_copy(path)
         try:
             prepare(memory)
+        except NewerSchema as e:
+            memory.close()
+            raise newer_schema(path, e.found) from None
         except sqlite3.DatabaseError:
             memory.close()  # unreadable: plan against an empty store, as a writer would after moving it aside
             memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -143,43 +113,63 @@ class Database:
                     os.fchmod(fd, 0o600)
             finally:
                 os.close(fd)
-        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                             timeout=BUSY_TIMEOUT)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            prepare(db)
-            db.execute("PRAGMA busy_timeout=30000")
         except BaseException:
             db.close()
             raise
         return db
 
+    def _prepared(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """The tables at this code's version: an older store upgraded after a copy is kept."""
+        try:
+            prepare(db, keep=lambda found: keep_copy(db, self.path, found))
+        except NewerSchema as e:  # marked newer after the look at the header: a race, refused
+            db.close()
+            raise newer_schema(self.path, e.found) from None
+        except sqlite3.Error as e:
+            db.close()
+            if result_code(e) in SURROUNDINGS or "locked" in str(e).lower():
+                raise state_problem(self.path, e) from None
+            raise StateError(  # the one transaction rolled back: the store is as it was
+                f"the state database {self.path} could not be upgraded to schema {VERSION} ({e}); "
+                f"it is left as it was, with a copy beside it ({self.path.name}.schema-N.bak); "
+                "run the release that made it, and report this") from None
+        except OSError as e:
+            db.close()
+            raise state_problem(self.path, e) from None
+        return db
+
     def _open(self, path: Path) -> sqlite3.Connection:
-        problem = _foreign_file(path)
+        problem = foreign_file(path)
         if problem is None:
             try:
                 db = self._connect(path)
             except sqlite3.DatabaseError as e:
-                if _code(e) not in _CORRUPT_CODES:
-                    raise _state_problem(path, e) from None
+                if result_code(e) not in CORRUPT_CODES:
+                    raise state_problem(path, e) from None
                 problem = str(e)
             else:
                 try:
                     verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
                 except sqlite3.DatabaseError as e:
-                    if _code(e) not in _CORRUPT_CODES:
+                    if result_code(e) not in CORRUPT_CODES:
                         db.close()
-                        raise _state_problem(path, e) from None
+                        raise state_problem(path, e) from None
                     verdict = str(e)
                 if verdict == "ok":
-                    return db
+                    return self._prepared(db)
                 db.close()
                 problem = f"integrity check failed: {verdict}"
         self._move_aside(path, problem)
         try:
-            return self._connect(path)
+            db = self._connect(path)
         except sqlite3.Error as e:
-            raise _state_problem(path, e) from None
+            raise state_problem(path, e) from None
+        return self._prepared(db)
 
     @staticmethod
     def _move_aside(path: Path, problem: str) -> None:
@@ -194,7 +184,7 @@ class Database:
                 if source.exists():
                     source.replace(Path(f"{aside}{suffix}"))
         except OSError as e:
-            raise _state_problem(path, e) from None
+            raise state_problem(path, e) from None
         log.warning("state database %s is not usable (%s); kept it as %s (with its WAL) and "
                     "starting a new one: the next sync reconciles with the servers by UID",
                     path, problem, aside)
@@ -246,7 +236,7 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
         """The connection, for reads, under the store's lock."""
-        with self._lock:
+        with self._lock, self._surroundings():
             yield self._db
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
@@ -258,37 +248,33 @@ class Database:
         with self._lock:
             if self.broken is not None:
                 raise StateError(self.broken)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            with self._surroundings():
+                self._db.execute("BEGIN IMMEDIATE")  # waits up to BUSY_TIMEOUT for another writer
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+
+    @contextmanager
+    def _surroundings(self) -> Iterator[None]:
+        """A locked, read-only, full or failing database as one line (``StateError``)."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if result_code(e) not in SURROUNDINGS and "locked" not in str(e).lower():
                 raise
-            self._db.execute("COMMIT")
+            raise state_problem(self.path, e) from None
 
     # ------------------------------------------------------------------ kv
 
     def get(self, key: str) -> str | None:
-        with self._lock:
+        with self.reading():
             row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
     def set(self, key: str, value: str) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
-
-
-def _foreign_file(path: Path) -> str | None:
-    """Why the file at ``path`` is positively not an SQLite database, or None."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(len(_SQLITE_MAGIC))
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise _state_problem(path, e) from None
-    if not head:
-        return None  # an empty file is a database not yet written
-    if head != _SQLITE_MAGIC:
-        return "not an SQLite database"
-    return None
