@@ -357,8 +357,9 @@ def test_clock_one_day_back_moves_nothing_backwards(tmp_path):
     def served(prefix: tuple = ()) -> tuple[str, bytes]:
         full = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
         full.update(KLASH_STATE_DIR=str(tmp_path / "state"), KLASH_PORT="0", **env)
+        # Its own process group: faketime runs `serve` as its child, and both must stop.
         proc = subprocess.Popen([*prefix, sys.executable, "-m", "klash_sync", "serve"], cwd=ROOT,
-                                env=full, stderr=subprocess.PIPE, text=True)
+                                env=full, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             import re
 
@@ -371,8 +372,14 @@ def test_clock_one_day_back_moves_nothing_backwards(tmp_path):
             r = fetch(url, "/feeds/programme.ics")
             return r.headers["last-modified"], r.body
         finally:
-            proc.send_signal(signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=15)
+            for _ in range(150):  # the group's last member (serve under faketime) is gone
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
 
     from email.utils import parsedate_to_datetime
 
