@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.davserver import PASSWORD  # noqa: E402
+from bench.results import write_block  # noqa: E402
 from klash_sync.deliver.caldav.calendar import _slug  # noqa: E402
 from klash_sync.deliver.caldav.plan import safe_name  # noqa: E402
 from klash_sync.deliver.caldav.sync import Syncer  # noqa: E402
@@ -318,12 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     block = render(results, sweep, command)
     print(block)
-    text = args.out.read_text() if args.out.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    args.out.write_text(text)
+    write_block(args.out, BEGIN, END, block)
     return 0
 
 

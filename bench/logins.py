@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.__main__ import _wait_http, start_klash  # noqa: E402
+from bench.results import write_block  # noqa: E402
 
 BEGIN = "<!-- wrong passwords: begin -->"
 END = "<!-- wrong passwords: end -->"
@@ -194,12 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     block = render(quiet, attacked, args, command)
     print(block)
-    text = args.out.read_text() if args.out.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    args.out.write_text(text)
+    write_block(args.out, BEGIN, END, block)
     return 0
 
 

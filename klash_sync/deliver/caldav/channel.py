@@ -85,11 +85,6 @@ class Calendars:
     def view(self, item: Job) -> Unit:
         return calendar_unit(item)
 
-    @staticmethod
-    def emptied(job: Job) -> Job:
-        """The same calendar, to be left: every event of ours removed (``purge``)."""
-        return Job(job.key, job.mentor, job.target, {}, leaving=True)
-
     def run(self, item: Job, snapshot: Snapshot, ask: Ask | None) -> Outcome:
         assert self.syncer is not None
         result = self.syncer.sync_one(item, snapshot.programme.programme.uid_domain,

@@ -215,10 +215,6 @@ class Invitations:
     def items(self, snapshot: Snapshot) -> Iterable[Mailbox]:
         return mailboxes(snapshot, self.outbox)
 
-    def everything(self, snapshot: Snapshot) -> dict[str, Mailbox]:
-        """Every mailbox (an operator's `invites --send`)."""
-        return {m.mentor: m for m in mailboxes(snapshot, self.outbox)}
-
     def view(self, item: Mailbox) -> base.Unit:
         return base.Unit(item.mentor, item.mentor, item.signature)
 
