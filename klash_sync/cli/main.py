@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Everything the service creates (the store, Radicale's calendars, logins, requests) is
     # its user's alone, whatever umask it was started with; what is meant to be served (the
@@ -146,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return failure(args.command, e, Outcome(echo=output.echo)).code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`klash-sync plan | head`): stop quietly, as other tools do,
+        # and keep Python from complaining again when it flushes standard output at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -103,3 +103,20 @@ def test_sync_in_a_terminal_shows_progress_and_a_summary_table(tmp_path):
     piped = run_cli("sync", env={"KLASH_STATE_DIR": str(tmp_path / "state")})
     assert "summary: 8 calendars, 0 failed, 0 created" in piped.out
     assert "calendars   failed" not in piped.out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    """`klash-sync validate | head -0`: the command stops quietly when its reader has gone away
+    (here before the first line, so that the write surely fails)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KLASH_")},
+           "KLASH_STATE_DIR": str(tmp_path / "state")}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "klash_sync", "validate"], cwd=ROOT, env=env,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    err = proc.stderr.decode()
+    assert proc.returncode == 141, err
+    assert "Traceback" not in err, err
