@@ -24,7 +24,7 @@ import pytest
 
 from klash_sync.service import control
 from tests.fixtures.common import ROOT, SHIPPED, fetch
-from tests.fixtures.processes import Running, start_daemon, wait_for
+from tests.fixtures.processes import Running, as_user, start_daemon, wait_for
 
 HANDED_OVER = "klash-sync run holds the state directory; handed over to it, waiting for the result"
 NOBODY = 65534
@@ -37,9 +37,7 @@ def command(state: Path, programme: Path, *args: str, user: int | None = None,
     env = {k: v for k, v in os.environ.items() if not k.startswith("KLASH_")}
     env.update(KLASH_PROGRAMME=str(programme), KLASH_STATE_DIR=str(state),
                KLASH_EMBEDDED_CALDAV="false")
-    as_user = [] if user is None else ["setpriv", f"--reuid={user}", f"--regid={user}",
-                                       "--clear-groups"]
-    return subprocess.run([*as_user, sys.executable, "-m", "klash_sync", *args], cwd=ROOT,
+    return subprocess.run([*as_user(user), sys.executable, "-m", "klash_sync", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
