@@ -38,10 +38,33 @@ def redact(text: str) -> str:
     return text
 
 
+def os_error(error: BaseException | None) -> OSError | None:
+    """The OSError behind an exception, however the library wrapped it (cause or context)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OSError):
+            return error
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
+
+
 class RedactingFilter(logging.Filter):
+    """Redacts every message; and says an embedded server's I/O error in one line.
+
+    Radicale logs the traceback of a failed write (a full or read-only state volume) at
+    each request; the cause is the disk's, reported once by the service's own health
+    check, so here it is one line with the error, not a traceback per request.
+    """
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        cause = os_error(record.exc_info[1] if record.exc_info else None)
+        if record.name.startswith("radicale") and cause is not None:
+            if (cause.strerror or "") not in record.msg:
+                record.msg = redact(f"{record.msg} ({cause.strerror or cause})")
+            record.exc_info = None
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None

@@ -94,6 +94,10 @@ class Live:
         self.programme_error: str | None = None
         self.programme_error_at: datetime | None = None
         self.state_error: str | None = None  # the state store can no longer be written
+        self.state_error_at: datetime | None = None
+        # The programme on disk is valid but not in use: applying it needs the state store.
+        self.unapplied: str | None = None
+        self.unapplied_at: datetime | None = None
         self.channels: dict[str, ChannelStatus] = {}
 
     # ------------------------------------------------------------- programme
@@ -112,9 +116,23 @@ class Live:
             self.programme_error = message
             self.programme_error_at = at
 
-    def set_state_error(self, message: str) -> None:
+    def set_state_error(self, message: str | None, at: datetime | None = None) -> None:
+        """The state store cannot be written (``None``: it can again). The first moment stays."""
         with self._lock:
+            if message is None:
+                self.state_error_at = None
+            elif self.state_error is None:
+                self.state_error_at = at
             self.state_error = message
+
+    def set_unapplied(self, message: str | None, at: datetime | None = None) -> None:
+        """A valid programme on disk waits to be applied (``None``: it has been). The first moment stays."""
+        with self._lock:
+            if message is None:
+                self.unapplied_at = None
+            elif self.unapplied is None:
+                self.unapplied_at = at
+            self.unapplied = message
 
     # -------------------------------------------------------------- channels
 

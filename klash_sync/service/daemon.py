@@ -10,7 +10,9 @@ One process, three kinds of thread:
 
 The rooms: ``watch.py`` notices edits, ``reload.py`` loads and keeps the last good
 programme, ``scheduler.py`` delivers through the channels listed in ``channels()``,
-``health.py`` and ``metrics.py`` report, ``operator.py`` carries out the operator
+``statewatch.py`` asks whether the state store can be written (while it cannot, nothing
+new that writes starts and an edit waits), ``health.py`` and ``metrics.py`` report,
+``operator.py`` carries out the operator
 commands handed over through ``control.py``, ``site.py`` keeps ``KLASH_SITE_DIR``.
 SIGHUP reloads at once; SIGTERM and SIGINT stop gracefully.
 """
@@ -30,12 +32,13 @@ from klash_sync.deliver.caldav.channel import Calendars
 from klash_sync.deliver.caldav.sync import Syncer
 from klash_sync.deliver.invite.channel import Invitations
 from klash_sync.embedded.mount import Embedded
-from klash_sync.service.health import health
+from klash_sync.service.health import health, judge
 from klash_sync.service.metrics import Metrics
 from klash_sync.service.operator import Operator
 from klash_sync.service.reload import Loader
 from klash_sync.service.scheduler import Scheduler
 from klash_sync.service.site import SitePublisher
+from klash_sync.service.statewatch import StateWatch
 from klash_sync.service.timing import Debouncer, Periodic
 from klash_sync.service.watch import Watcher
 from klash_sync.settings import Settings
@@ -48,6 +51,9 @@ from klash_sync.web.tokens import FeedKeys
 
 log = logging.getLogger(__name__)
 
+# How long one write waits for another program holding the state database (a backup tool):
+# short, since it holds the store's lock meanwhile; the write is tried again (statewatch.py).
+STATE_WAIT = 1.0
 STOP_GRACE = 7.0  # seconds running deliveries get to finish on SIGTERM (the whole stop is < 10 s)
 
 
@@ -64,7 +70,7 @@ class Daemon:
         self.settings = settings
         self.clock = clock or Clock()
         self.environ = environ
-        self.store = Store(settings.state_db)
+        self.store = Store(settings.state_db, busy_timeout=STATE_WAIT)
         self.live = Live()
         self.metrics = Metrics()
         self.embedded = (Embedded(settings.state_dir, prefix=urlsplit(settings.base_url).path)
@@ -93,10 +99,10 @@ class Daemon:
         self.periodic = Periodic(settings.sync_interval,
                                  lambda: self.scheduler.refresh(self.live.snapshot, all_due=True),
                                  self.clock)
+        self.state = StateWatch(self.store, self.live, self.clock)
         self.stopping = threading.Event()
         self.server: Any = None
         self._server_thread: threading.Thread | None = None
-        self._next_state_check = 0.0
         self.operator = Operator(self)  # commands handed over by the CLI (control.py)
         self.site = SitePublisher(settings, self.store, lambda: self.app.keys)  # KLASH_SITE_DIR
 
@@ -104,19 +110,19 @@ class Daemon:
 
     def tick(self) -> None:
         """One turn of the main loop; everything time-driven happens here."""
-        if not self._check_state():
-            return
-        self.periodic.run_pending()
+        writable = self.state.check()  # else nothing new that writes starts (statewatch.py)
         self.watcher.check()
-        if self.debouncer.due():
+        if self.debouncer.due() or (writable and self.loader.waiting):
             self.reload()
         self.scheduler.collect()
-        if self.scheduler.republish:
-            self.scheduler.republish = False
-            self.loader.republish()
         self.operator.tick()
-        self.scheduler.tick(self.live.snapshot)
         self.site.tick(self.live.snapshot)
+        if not writable:
+            return
+        self.periodic.run_pending()
+        if self.scheduler.republish:
+            self.scheduler.republish = not self.loader.republish()
+        self.scheduler.tick(self.live.snapshot)
 
     def reload(self, *, initial: bool = False) -> bool:
         """Load the programme file; apply it only if it is valid. Returns True if applied."""
@@ -134,19 +140,6 @@ class Daemon:
     @property
     def inflight(self) -> dict[tuple[str, str], Future[None]]:
         return self.scheduler.inflight
-
-    def _check_state(self) -> bool:
-        """Every 5 s: is the state database still the file we opened? Stop writing if not."""
-        now = self.clock.monotonic()
-        if now < self._next_state_check:
-            return self.store.broken is None
-        self._next_state_check = now + 5.0
-        was = self.store.broken
-        problem = self.store.check()
-        if problem is not None and was is None:
-            log.error("%s", problem)
-            self.live.set_state_error(problem)
-        return problem is None
 
     # ------------------------------------------------------- start and stop
 
@@ -215,7 +208,8 @@ class Daemon:
 
     def _metrics(self) -> bytes:
         self._reread()
-        return self.metrics.render(self.live)
+        problems, _ = judge(self.live, now=self.clock.now(), unhealthy_after=self.settings.unhealthy_after)
+        return self.metrics.render(self.live, problems)
 
     def _health(self) -> tuple[int, bytes]:
         self._reread()

@@ -1,12 +1,23 @@
 """/healthz: the service's health as JSON, judged once over every channel's status.
 
-The body has the programme in use, then one list per channel under its section name
-("calendars", "invitations"), each record in the same shape. The answer is 503 when
-the programme on disk is invalid, when none has ever loaded, when the state store can
-no longer be written, or when some recipient of some channel is failing: refused for
-good, or failing for longer than ``unhealthy_after`` seconds. Nothing here ever
-includes a secret: errors are the adapters' one-line reasons, and the whole body goes
-through the log redactor once more before it leaves.
+Degraded (503) means the service as a whole is not doing its job and an operator is
+needed, which is what Docker's HEALTHCHECK and an orchestrator act on:
+
+* the programme on disk is not the one in use: invalid, none ever loaded, or valid but
+  not applied because the state store cannot be written;
+* the state store cannot be written (a full or read-only volume, a removed directory,
+  another program holding the database);
+* a channel has failed for *every* one of its recipients for longer than
+  ``unhealthy_after`` seconds (the mail server is gone, not one mailbox), or cannot run
+  at all (no SMTP server, cancellations held for the operator's confirmation).
+
+One recipient's failure (a bounced address, one mentor's calendar server down) is not
+the service's: restarting would not help, and would interrupt everyone else's
+deliveries. It answers 200 and is listed under ``warnings`` with the mentor and since
+when, as on the page, in ``klash-sync invites`` and in the metrics. Each problem and
+warning says which part, since when and why. Nothing here includes a secret: reasons
+are the adapters' one-line reasons, and the whole body goes through the log redactor
+once more before it leaves.
 """
 
 from __future__ import annotations
@@ -18,6 +29,8 @@ from typing import Any
 from klash_sync import __version__
 from klash_sync.logs import redact
 from klash_sync.status import ChannelStatus, Live, Record
+
+Finding = dict[str, Any]  # {"part", "since", "reason"} and, for one recipient, "mentor"
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -40,17 +53,48 @@ def record_json(channel: ChannelStatus, record: Record) -> dict[str, Any]:
     return body
 
 
-def channel_problems(channel: ChannelStatus, now: datetime, unhealthy_after: float) -> list[str]:
-    """What is wrong with one channel, naming mentors (never addresses)."""
+def finding(part: str, since: datetime | None, reason: str, mentor: str | None = None) -> Finding:
+    found: Finding = {"part": part, "since": iso(since), "reason": reason}
+    if mentor is not None:
+        found["mentor"] = mentor
+    return found
+
+
+def channel_findings(channel: ChannelStatus, now: datetime, unhealthy_after: float
+                     ) -> tuple[list[Finding], list[Finding]]:
+    """(problems, warnings) of one channel, naming mentors (never addresses)."""
+    records = channel.ordered()
+    failing = [r for r in records if not r.ok]
+    warnings = [finding(channel.section, r.failing_since, r.error or "failing", r.mentor)
+                for r in failing]
+    problems = [finding(channel.section, None, reason) for reason in channel.problems]
+    if records and len(failing) == len(records) and all(
+            r.refused or r.stale(now, unhealthy_after) for r in failing):
+        since = min((r.failing_since for r in failing if r.failing_since), default=None)
+        names = ", ".join(sorted({r.mentor for r in failing}))
+        problems.append(finding(channel.section, since, f"failing for every recipient for over "
+                                f"{int(unhealthy_after)} s: {names}"))
+    return problems, warnings
+
+
+def judge(live: Live, *, now: datetime, unhealthy_after: float
+          ) -> tuple[list[Finding], list[Finding]]:
+    """What is wrong with the service as a whole (problems), and with single recipients."""
     problems = []
-    refused = sorted({r.mentor for r in channel.records.values() if r.refused})
-    stale = sorted({r.mentor for r in channel.records.values()
-                    if not r.refused and r.stale(now, unhealthy_after)})
-    if refused:
-        problems.append(f"{channel.section} failing: {', '.join(refused)}")
-    if stale:
-        problems.append(f"{channel.section} failing for over {int(unhealthy_after)} s: {', '.join(stale)}")
-    return problems + list(channel.problems)
+    if live.programme_error:
+        problems.append(finding("programme", live.programme_error_at, "programme file invalid"))
+    elif live.unapplied:
+        problems.append(finding("programme", live.unapplied_at, live.unapplied))
+    if live.snapshot is None:
+        problems.append(finding("programme", None, "no programme loaded"))
+    if live.state_error:
+        problems.append(finding("state", live.state_error_at, live.state_error))
+    warnings = []
+    for channel in live.channels.values():
+        found, warned = channel_findings(channel, now, unhealthy_after)
+        problems += found
+        warnings += warned
+    return problems, warnings
 
 
 def health(live: Live, *, now: datetime, unhealthy_after: float,
@@ -58,24 +102,18 @@ def health(live: Live, *, now: datetime, unhealthy_after: float,
     """Status code and JSON body for /healthz."""
     snapshot = live.snapshot
     channels = list(live.channels.values())
-    problems = []
-    if live.programme_error:
-        problems.append("programme file invalid")
-    if snapshot is None:
-        problems.append("no programme loaded")
-    if live.state_error:
-        problems.append(live.state_error)
-    for channel in channels:
-        problems.extend(channel_problems(channel, now, unhealthy_after))
+    problems, warnings = judge(live, now=now, unhealthy_after=unhealthy_after)
     body: dict[str, Any] = {
-        "status": "ok" if not problems else "unhealthy",
+        "status": "ok" if not problems else "degraded",
         "problems": problems,
+        "warnings": warnings,
         "version": __version__,
         "programme": {
             "path": programme_path,
             "loaded_at": iso(snapshot.loaded_at) if snapshot else None,
             "sessions": len(snapshot.programme.sessions) if snapshot else 0,
             "valid_on_disk": live.programme_error is None,
+            "applied": live.programme_error is None and live.unapplied is None,
             "error": live.programme_error,
             "error_at": iso(live.programme_error_at),
         },

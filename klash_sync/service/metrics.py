@@ -5,13 +5,17 @@ expects by construction. Every channel gets the same series, named after it: run
 result, writes by kind, failures by mentor, run durations (the CalDAV channel keeps
 the names its dashboards know, ``klash_calendar_syncs`` and friends), plus
 ``klash_{section}_failing`` and, for counts that are levels, ``klash_{section}{mentor,state}``
-(``klash_invitations``). Everything passes the log redactor once more before it leaves.
+(``klash_invitations``). ``klash_healthy`` and ``klash_health_problems{part}`` carry the
+verdict /healthz gives (health.py), so an alert needs no HTTP probe; per-recipient
+failures are in ``klash_{section}_failing``. Everything passes the log redactor once
+more before it leaves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -55,6 +59,11 @@ class Metrics:
         self.loaded = Gauge("klash_programme_loaded_timestamp_seconds",
                             "When the programme in use was loaded (Unix time).",
                             registry=self.registry)
+        self.healthy = Gauge("klash_healthy", "1 while /healthz answers ok, 0 while degraded.",
+                             registry=self.registry)
+        self.problems = Gauge("klash_health_problems",
+                              "What makes /healthz degraded, by part (programme, state, a channel).",
+                              ["part"], registry=self.registry)
         self._runs: dict[str, _Runs] = {}
         self._failing: dict[str, Gauge] = {}
         self._levels: dict[str, Gauge] = {}
@@ -112,7 +121,12 @@ class Metrics:
             for state in channel.levels:
                 levels.labels(mentor=record.mentor, state=state).set(record.count(state))
 
-    def render(self, live: Live) -> bytes:
+    def render(self, live: Live, problems: Sequence[Mapping[str, Any]] = ()) -> bytes:
+        """The exposition; ``problems`` are /healthz's (``health.judge``) at this moment."""
         for channel in live.channels.values():
             self._gauges(channel)
+        self.healthy.set(0 if problems else 1)
+        parts = ["programme", "state", *(c.section for c in live.channels.values())]
+        for part in parts:
+            self.problems.labels(part=part).set(sum(1 for p in problems if p["part"] == part))
         return redact(generate_latest(self.registry).decode()).encode()

@@ -16,6 +16,8 @@ from klash_sync.render.changes import describe, summary
 from klash_sync.render.ical import calendar_bytes, fingerprint, render_event, vtimezone
 from klash_sync.render.normalise import content_hash
 from klash_sync.render.snapshot import Feed, Snapshot, feed_path
+from klash_sync.state.changelog import Entry
+from klash_sync.state.records import Revised
 from klash_sync.state.store import Store
 
 
@@ -30,14 +32,16 @@ def publish(programme: Programme, store: Store, *, now: datetime, base_url: str 
     """
     prints = {s.id: fingerprint(s, programme) for s in programme.sessions}
     summaries = {s.id: summary(s, programme) for s in programme.sessions}
-    revised = store.revise(prints, now, summaries)
-    revisions, happened = revised.revisions, revised.happened
-    if not revised.first:
+
+    def words(revised: Revised) -> list[Entry]:
         entries = []
-        for sid in sorted(happened):
-            fi, en, sv = describe(happened[sid], revised.previous.get(sid), summaries.get(sid))
-            entries.append((now, sid, happened[sid], fi, en, sv))
-        store.add_changes(entries)
+        for sid in sorted(revised.happened):
+            fi, en, sv = describe(revised.happened[sid], revised.previous.get(sid), summaries.get(sid))
+            entries.append((now, sid, revised.happened[sid], fi, en, sv))
+        return entries
+
+    revised = store.revise(prints, now, summaries, changes=words)
+    revisions, happened = revised.revisions, revised.happened
     events: dict[str, bytes] = {}
     hashes: dict[str, str] = {}
     cores: dict[str, str] = {}

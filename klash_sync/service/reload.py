@@ -5,6 +5,11 @@ served and delivered, and the error is shown on /healthz and the page until the 
 is fixed. Every applied programme is also kept in the state directory
 (``programme.last-good.toml``), so a service started with a broken file serves the
 last programme that was valid rather than nothing.
+
+A valid programme that cannot be applied because the state store cannot be written
+(a full disk, a read-only volume, a database another program holds) is kept waiting,
+not dropped: ``waiting`` says so, /healthz shows it, and the service applies it as
+soon as the store can be written again (``StateWatch``), with no restart and no edit.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from klash_sync.clock import Clock
-from klash_sync.errors import ProgrammeError
+from klash_sync.errors import ProgrammeError, StateError
 from klash_sync.programme.load import parse
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.service.metrics import Metrics
@@ -56,25 +61,53 @@ class Loader:
             if initial and self._last_raw is None:
                 self._use_last_good(str(e))
             return self._reject(str(e))
-        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.event_base_url,
-                           previous=self.live.snapshot)
+        problem = self.store.probe()
+        if problem is None:
+            try:
+                snapshot = publish(programme, self.store, now=self.clock.now(),
+                                   base_url=self.settings.event_base_url, previous=self.live.snapshot)
+            except StateError as e:
+                problem = str(e)
+        if problem is not None:
+            return self._wait(problem)
         self._apply(snapshot, raw)
         return True
 
-    def republish(self) -> None:
-        """Publish the current programme again: the store's SEQUENCEs were raised by a sync."""
+    @property
+    def waiting(self) -> bool:
+        """A valid programme on disk is not applied yet: the state store could not be written."""
+        return self.live.unapplied is not None
+
+    def _wait(self, problem: str) -> bool:
+        if not self.waiting:
+            log.error("the programme on disk is valid but not applied: the state store cannot be "
+                      "written (%s); it is applied as soon as it can be, with no restart", problem)
+            self.metrics.reloads.labels(result="waiting").inc()
+        self.live.set_unapplied(f"the programme on disk is not applied yet: {problem}", self.clock.now())
+        self.live.set_state_error(problem, self.clock.now())
+        return False
+
+    def republish(self) -> bool:
+        """Publish the current programme again: the store's SEQUENCEs were raised by a sync.
+        False if the store could not be written (asked again once it can)."""
         snapshot = self.live.snapshot
         if snapshot is None:
-            return
-        fresh = publish(snapshot.programme, self.store, now=self.clock.now(),
-                        base_url=self.settings.event_base_url, previous=snapshot)
+            return True
+        try:
+            fresh = publish(snapshot.programme, self.store, now=self.clock.now(),
+                            base_url=self.settings.event_base_url, previous=snapshot)
+        except StateError as e:
+            self.live.set_state_error(str(e), self.clock.now())
+            return False
         self.live.set_snapshot(fresh, from_file=False)  # a broken file on disk is still reported
         log.info("republished the programme with SEQUENCEs raised above the servers' copies")
         self.applied(fresh)
+        return True
 
     def _apply(self, snapshot: Snapshot, raw: bytes) -> None:
         self._last_raw = raw
         self.live.set_snapshot(snapshot)
+        self.live.set_unapplied(None)
         self._save_last_good(raw)
         self.metrics.reloads.labels(result="ok").inc()
         self.metrics.valid.set(1)

@@ -3,24 +3,26 @@ and in the Atom feed. Appended by the service after each applied programme versi
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable
 from datetime import datetime
 
 from klash_sync.state.db import Database, iso, parse_time
 from klash_sync.state.records import Change
 
+Entry = tuple[datetime, str, str, str, str, str]  # (at, session, kind, text_fi, text_en, text_sv)
+
+
+def insert_changes(db: sqlite3.Connection, entries: Iterable[Entry]) -> None:
+    """Append entries inside the caller's transaction (the revision they describe is in it too)."""
+    db.executemany(
+        "INSERT INTO changes (at, session, kind, text_fi, text_en, text_sv) VALUES (?,?,?,?,?,?)",
+        [(iso(at), s, k, fi, en, sv) for at, s, k, fi, en, sv in entries],
+    )
+
 
 class ChangeLog(Database):
     """The store's change log: entries appended, the latest read back."""
-
-    def add_changes(self, entries: list[tuple[datetime, str, str, str, str, str]]) -> None:
-        """Append (at, session, kind, text_fi, text_en, text_sv) entries to the change log."""
-        if not entries:
-            return
-        with self._tx() as db:
-            db.executemany(
-                "INSERT INTO changes (at, session, kind, text_fi, text_en, text_sv) VALUES (?,?,?,?,?,?)",
-                [(iso(at), s, k, fi, en, sv) for at, s, k, fi, en, sv in entries],
-            )
 
     def recent_changes(self, limit: int = 50) -> list[Change]:
         with self._lock:

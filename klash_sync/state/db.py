@@ -33,9 +33,11 @@ from klash_sync.state.files import (
     SURROUNDINGS,
     foreign_file,
     memory_copy,
+    move_aside,
     newer_schema,
     peek_version,
     result_code,
+    room_problem,
     state_problem,
 )
 from klash_sync.state.migrations import keep_copy
@@ -62,8 +64,13 @@ class Database:
     everything they "write" vanishes with the process.
     """
 
-    def __init__(self, path: Path, *, _db: sqlite3.Connection | None = None) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = BUSY_TIMEOUT,
+                 _db: sqlite3.Connection | None = None) -> None:
+        """``busy_timeout``: how long a write waits for another program holding the database.
+        A command waits the full ``BUSY_TIMEOUT``; the service asks for less, since every wait
+        holds the store's lock, which its status answers need, and it tries again anyway."""
         self.path = path
+        self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self.broken: str | None = None
         self._identity: tuple[int, int] | None = None
@@ -78,6 +85,7 @@ class Database:
         if found is not None and found > VERSION:
             raise newer_schema(path, found)  # before any connection that could write
         self._db = self._open(path)
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         self._identity = self._stat_identity()
 
     @classmethod
@@ -164,30 +172,12 @@ class Database:
                     return self._prepared(db)
                 db.close()
                 problem = f"integrity check failed: {verdict}"
-        self._move_aside(path, problem)
+        move_aside(path, problem)
         try:
             db = self._connect(path)
         except sqlite3.Error as e:
             raise state_problem(path, e) from None
         return self._prepared(db)
-
-    @staticmethod
-    def _move_aside(path: Path, problem: str) -> None:
-        """Rename a bad database and its companions to ``*.bad-N``; delete nothing."""
-        n = 1
-        while any(Path(f"{path}.bad-{n}{s}").exists() for s in ("", "-wal", "-shm")):
-            n += 1
-        aside = Path(f"{path}.bad-{n}")
-        try:
-            for suffix in ("", "-wal", "-shm"):
-                source = Path(f"{path}{suffix}")
-                if source.exists():
-                    source.replace(Path(f"{aside}{suffix}"))
-        except OSError as e:
-            raise state_problem(path, e) from None
-        log.warning("state database %s is not usable (%s); kept it as %s (with its WAL) and "
-                    "starting a new one: the next sync reconciles with the servers by UID",
-                    path, problem, aside)
 
     def _stat_identity(self) -> tuple[int, int] | None:
         try:
@@ -215,6 +205,29 @@ class Database:
                        "nothing more is written; restart klash-sync to use the new one")
         self.broken = message
         return message
+
+    def probe(self, *, wait: float = 0.2) -> str | None:
+        """None if the store can be written now; else the one-line reason (nothing is changed).
+
+        Two questions, because each failure answers only one: may we take the write lock
+        (another program holding the database, waited for ``wait`` seconds, not the whole
+        busy timeout, so that a service asking every few seconds never stalls on it), and
+        does the directory take new bytes (a full or read-only volume, a removed directory:
+        SQLite itself would find out only on the next write that does not fit).
+        """
+        if self.broken is not None:
+            return self.broken
+        with self._lock:
+            try:
+                self._db.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.execute("ROLLBACK")
+                finally:
+                    self._db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            except sqlite3.Error as e:
+                return str(state_problem(self.path, e))
+        return room_problem(self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -249,7 +262,7 @@ class Database:
             if self.broken is not None:
                 raise StateError(self.broken)
             with self._surroundings():
-                self._db.execute("BEGIN IMMEDIATE")  # waits up to BUSY_TIMEOUT for another writer
+                self._db.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for another writer
                 try:
                     yield self._db
                     self._db.execute("COMMIT")

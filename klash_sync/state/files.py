@@ -10,7 +10,9 @@ memory (``memory_copy``). A database that another program holds is waited for up
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -18,6 +20,8 @@ from pathlib import Path
 from klash_sync.errors import StateError
 from klash_sync.state.migrations import copy_into
 from klash_sync.state.schema import VERSION
+
+log = logging.getLogger(__name__)
 
 # SQLite's primary result codes for "this file is not a (sound) database": only these
 # move a file aside. Everything else (CANTOPEN, PERM, READONLY, BUSY, LOCKED, IOERR,
@@ -66,6 +70,34 @@ def state_problem(path: Path, e: BaseException) -> StateError:
         f"cannot open the state database {path} ({e}); the state directory {where} must be "
         f"readable and writable by the user klash-sync runs as ({who}), e.g. "
         f"chown -R {os.getuid() if hasattr(os, 'getuid') else 'USER'} {where}")
+
+
+def room_problem(path: Path, size: int = 65536) -> str | None:
+    """None if ``size`` new bytes fit beside the database at ``path``; else why not, in one line.
+
+    A file of our own, made new (never through a link), written, synced and removed: what
+    the next transaction's WAL frames need, asked of the file system itself, so a full,
+    read-only or removed volume is found before an edit is lost to it.
+    """
+    probe = path.parent / f".write-probe-{os.getpid()}"
+    with contextlib.suppress(OSError):
+        probe.unlink()  # left by a kill -9 of an earlier process with this pid
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        return str(state_problem(path, e))
+    try:
+        try:
+            os.write(fd, b"\0" * size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return str(state_problem(path, e))
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    return None
 
 
 def peek_version(path: Path) -> int | None:
@@ -140,3 +172,21 @@ def memory_copy(path: Path) -> sqlite3.Connection:
         memory.close()
         raise state_problem(path, e) from None
     return memory
+
+
+def move_aside(path: Path, problem: str) -> None:
+    """Rename a bad database and its companions to ``*.bad-N``; delete nothing."""
+    n = 1
+    while any(Path(f"{path}.bad-{n}{s}").exists() for s in ("", "-wal", "-shm")):
+        n += 1
+    aside = Path(f"{path}.bad-{n}")
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                source.replace(Path(f"{aside}{suffix}"))
+    except OSError as e:
+        raise state_problem(path, e) from None
+    log.warning("state database %s is not usable (%s); kept it as %s (with its WAL) and "
+                "starting a new one: the next sync reconciles with the servers by UID",
+                path, problem, aside)

@@ -29,10 +29,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from klash_sync.state.changelog import Entry, insert_changes
 from klash_sync.state.db import Database, iso, parse_time
 from klash_sync.state.records import Revised, Revision
 
@@ -65,6 +66,7 @@ class Revisions(Database):
     def revise(
         self, fingerprints: Mapping[str, str], now: datetime,
         summaries: Mapping[str, dict[str, Any]] | None = None,
+        changes: Callable[[Revised], Iterable[Entry]] | None = None,
     ) -> Revised:
         """Record the programme's sessions; return each one's revision and what happened.
 
@@ -73,7 +75,10 @@ class Revisions(Database):
         one that disappeared is marked removed but remembered, so that if it comes back
         its SEQUENCE keeps rising (clients ignore lower ones). ``summaries`` (what people
         notice about each session) are kept so that the next version can be described
-        in words against this one.
+        in words against this one. ``changes`` words what happened for the change log, whose
+        entries are written in the same transaction: a revision is never kept without them
+        (a full disk between the two would otherwise lose the entry for good, since the
+        retry finds nothing changed).
         """
         summaries = summaries or {}
         result = Revised({}, {}, {}, first=False)
@@ -116,6 +121,8 @@ class Revisions(Database):
                     db.execute("UPDATE sessions SET removed=? WHERE id=?", (stamp, sid))
                     result.happened[sid] = "removed"
                     result.previous[sid] = json.loads(row[6]) if row[6] else None
+            if changes is not None and not result.first:
+                insert_changes(db, changes(result))
         return result
 
     def raise_sequence(self, session_id: str, at_least: int, now: datetime) -> bool:

@@ -106,7 +106,7 @@ def test_bad_edit_is_reported_never_applied_and_fix_is_applied(rig):
     assert b"SUMMARY:Vantaa 2" in fetch(base_url(daemon), "/feeds/programme.ics").body
 
 
-def test_failing_calendar_backs_off_alone_and_health_turns_503(rig):
+def test_failing_calendar_backs_off_alone_and_health_turns_503_only_when_all_fail(rig):
     daemon, clock, server, path = rig
     server.recorder.faults.append(Fault("500", path_prefix="/bob/"))
     edit(daemon, path, programme_for(server.base, SESSIONS.replace("2019-10-08", "2019-10-10")), clock)
@@ -129,13 +129,33 @@ def test_failing_calendar_backs_off_alone_and_health_turns_503(rig):
     assert server.recorder.count("/alice/") == 0, "the healthy calendar is not dragged along"
     clock.advance(61)
     settle(daemon)
-    assert fetch(base_url(daemon), "/healthz").status == 503
+    # One mentor's server failing for long is that mentor's problem: shown, not a restart reason.
+    answer = fetch(base_url(daemon), "/healthz")
+    assert answer.status == 200
+    warnings = json.loads(answer.body)["warnings"]
+    assert [(w["part"], w["mentor"]) for w in warnings] == [("calendars", "ulla-nord")]
+    assert "500" in warnings[0]["reason"]
+    # Every calendar failing for longer than KLASH_UNHEALTHY_AFTER: the channel is down.
+    server.recorder.faults.append(Fault("500", path_prefix="/alice/"))
+    edit(daemon, path, programme_for(server.base, SESSIONS.replace("2019-10-08", "2019-10-11")), clock)
+    clock.advance(1.0)
+    settle(daemon)
+    assert fetch(base_url(daemon), "/healthz").status == 200, "alice not yet failing for long"
+    clock.advance(130)
+    settle(daemon)
+    answer = fetch(base_url(daemon), "/healthz")
+    assert answer.status == 503
+    [problem] = json.loads(answer.body)["problems"]
+    assert problem["part"] == "calendars"
+    assert problem["reason"].startswith("failing for every recipient for over 60 s: milja-kopsi, ulla-nord")
+    assert problem["since"] is not None
+    assert "klash_healthy 0.0" in fetch(base_url(daemon), "/metrics").body.decode()
     # The server recovers: the next retry converges.
     server.recorder.faults.clear()
     clock.advance(130)
     settle(daemon)
     assert all(s.ok for s in daemon.live.calendars.values())
-    assert all("20191010" in b for b in events(server, "bob").values())
+    assert all("20191011" in b for b in events(server, "bob").values())
     assert fetch(base_url(daemon), "/healthz").status == 200
 
 

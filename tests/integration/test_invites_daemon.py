@@ -51,8 +51,12 @@ def after(daemon: Daemon, clock: FakeClock, seconds: float) -> None:
     settle(daemon)
 
 
+def daemon_url(daemon: Daemon) -> str:
+    return f"http://127.0.0.1:{daemon.server.effective_port}"
+
+
 def health(daemon: Daemon) -> tuple[int, dict]:
-    got = fetch(f"http://127.0.0.1:{daemon.server.effective_port}", "/healthz")
+    got = fetch(daemon_url(daemon), "/healthz")
     return got.status, json.loads(got.body)
 
 
@@ -96,8 +100,15 @@ def test_refusals_and_outages_lose_nothing_and_send_nothing_twice(rig, caplog):
     after(daemon, clock, DELAY + 1)
     assert sorted(i.to for i in delivered(smtp)) == [ULLA, ULLA]
     status, body = health(daemon)
-    assert status == 503
-    assert any("invitations failing: milja-kopsi" in p for p in body["problems"])
+    assert status == 200, body["problems"]  # one bounced address is not the service's failure
+    [warning] = body["warnings"]
+    assert (warning["part"], warning["mentor"], warning["reason"]) == (
+        "invitations", "milja-kopsi", "550 5.1.1 <(address)>: Recipient address rejected")  # redacted
+    assert warning["since"] is not None
+    metrics = fetch(daemon_url(daemon), "/metrics").body.decode()
+    assert "klash_healthy 1.0" in metrics
+    assert "klash_invitations_failing 1.0" in metrics
+    assert "550 5.1.1" in fetch(daemon_url(daemon), "/").body.decode()  # on the status page
     line = next(x for x in body["invitations"] if x["mentor"] == "milja-kopsi")
     assert (line["failed"], line["sent"]) == (1, 0)
     assert line["error"].startswith("550 5.1.1")

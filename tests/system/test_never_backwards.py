@@ -321,7 +321,8 @@ def test_removed_state_directory_is_noticed_by_the_daemon(tmp_path):
         (tmp_path / "state").rename(tmp_path / "state-gone")
         wait_for(lambda: fetch(daemon.url, "/healthz").status == 503, 20, "unhealthy")
         health = json.loads(fetch(daemon.url, "/healthz").body)
-        assert any("was removed while klash-sync was running" in p for p in health["problems"])
+        assert any(p["part"] == "state" and "was removed while klash-sync was running" in p["reason"]
+                   for p in health["problems"])
         assert "was removed while klash-sync was running" in daemon.log()
         assert not (tmp_path / "state" / "state.sqlite3").exists()
     finally:

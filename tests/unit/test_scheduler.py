@@ -218,6 +218,10 @@ def test_status_records_per_channel_and_health_judges_them_alike():
     code, body = health(live, now=clock.now(), unhealthy_after=60, programme_path="p.toml")
     assert code == 503
     parsed = json.loads(body)
-    assert parsed["problems"] == ["no programme loaded", "letters failing for over 60 s: b"]
+    # b failing for over a minute is b's problem, shown as a warning: a is fine
+    assert [(p["part"], p["reason"]) for p in parsed["problems"]] == [("programme", "no programme loaded")]
+    since = first.failing_since.isoformat(timespec="seconds")
+    assert parsed["warnings"] == [
+        {"part": "letters", "since": since, "reason": "550 b refused", "mentor": "b"}]
     assert [x["mentor"] for x in parsed["parcels"]] == ["a", "z"]
     assert parsed["letters"][1]["error"] == "550 b refused"
