@@ -15,6 +15,7 @@ prints those without a traceback; anything else is a bug and is reported as one.
           ├── TargetUnreachable        connection refused, timeout, DNS, TLS
           ├── TargetAuthError          401 / 403
           ├── TargetProtocolError      malformed answers, unexpected status codes
+          │    └── TargetMissing       no such calendar (where we would not create one: purge)
           ├── TargetConflict           a precondition kept failing after re-reads
           └── PreconditionFailed       412 on one write: internal, the sync re-reads (never shown)
 """
@@ -106,6 +107,14 @@ class TargetAuthError(TargetError):
 
 class TargetProtocolError(TargetError):
     """The server answered something we cannot use."""
+
+
+class TargetMissing(TargetProtocolError):
+    """The calendar is not on the server, and this run does not create one.
+
+    ``purge`` looks for a calendar and never makes one: a calendar that is not there
+    holds nothing of ours, which it says (a sync creates it, or fails as before).
+    """
 
 
 class TargetConflict(TargetError):

@@ -165,16 +165,37 @@ def sync(ctx: Context, out: Outcome, *, allow_mass_delete: bool = False, table: 
     out.code = EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
+def purge_line(result: CalendarResult, *, leaving: bool) -> str:
+    """A purged calendar: how many events of ours the server held, and how many went."""
+    label = result.mentor + (" (leaving)" if leaving else "")
+    took = f"  ({result.requests} requests, {result.seconds:.2f} s)"
+    if not result.ok:
+        done = f" ({result.deleted} of ours deleted before that)" if result.deleted else ""
+        return f"FAILED  {label:<28} {result.error}{done}"
+    if not result.found:
+        where = f": {result.missing}" if result.missing else " in the calendar, nothing deleted"
+        return f"ok      {label:<28} no event of ours{where}{took}"
+    s = "" if result.found == 1 else "s"
+    return f"ok      {label:<28} {result.found} event{s} of ours found, {result.deleted} deleted{took}"
+
+
 def purge(ctx: Context, out: Outcome, *, mentor: str) -> None:
-    """Delete every event of ours from the mentor's calendars (theirs are never touched)."""
+    """Delete every event of ours from the mentor's calendars (theirs are never touched).
+
+    Ours is what the server holds with our UID domain and our marker (``Job.purge``), not
+    what the state store remembers: a lost or fresh state directory purges the same.
+    """
     jobs = [j for j in ctx.jobs() if j.mentor == mentor]
     if not jobs:
         if ctx.programme.mentor(mentor) is None:
-            raise UserError(f"no calendar of mentor '{mentor}' is known")
+            raise UserError(f"no calendar of mentor '{mentor}' is known (not in the programme, and "
+                            "this state directory has no calendar of theirs)")
         out.out(f"{mentor} has no calendar of ours: nothing to purge")
         return
-    empty = [Job(j.key, j.mentor, j.target, {}, leaving=True) for j in jobs]
-    results = ctx.sync(empty, allow_mass_delete=True, on_result=lambda r: out.out(result_line(r)))
+    leaving = {j.key: j.leaving for j in jobs}
+    doomed = [Job(j.key, j.mentor, j.target, {}, leaving=True, title=j.title, purge=True) for j in jobs]
+    results = ctx.sync(doomed, allow_mass_delete=True,
+                       on_result=lambda r: out.out(purge_line(r, leaving=leaving.get(r.key, False))))
     out.code = EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 

@@ -34,7 +34,7 @@ from klash_sync.deliver.caldav.discovery import slug as _slug
 from klash_sync.deliver.caldav.translate import short_body
 from klash_sync.deliver.caldav.webdav import CALDAV, DAV, NS, Endpoint, inside, norm_href
 from klash_sync.deliver.caldav.webdav import inside as _inside
-from klash_sync.errors import PreconditionFailed, TargetConflict, TargetProtocolError
+from klash_sync.errors import PreconditionFailed, TargetConflict, TargetMissing, TargetProtocolError
 
 __all__ = ["CalDAVCalendar", "Endpoint", "PreconditionFailed", "_inside", "_slug"]
 
@@ -66,7 +66,7 @@ class CalDAVCalendar(Discovery):
         if probing and response.status_code != 207:
             return None
         if response.status_code == 404:
-            raise TargetProtocolError(f"the calendar {url} no longer exists")
+            raise TargetMissing(f"the calendar {url} no longer exists")
         if response.status_code != 207:
             raise TargetProtocolError(f"listing the calendar answered {response.status_code}")
         tree = self._xml(response, "PROPFIND")

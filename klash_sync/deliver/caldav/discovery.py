@@ -4,7 +4,8 @@ Discovery is our own walk, every request counted: at most three PROPFINDs from a
 server root (the URL, its principal, the calendar home), fewer from the principal or
 the calendar, and MKCALENDAR carries the display name: no extra PROPFIND, no
 PROPPATCH, no listing of a calendar just created. Discovery never takes our
-credentials to another origin than the one configured.
+credentials to another origin than the one configured. An endpoint that may not create
+(``create=False``: ``purge``) raises ``TargetMissing`` where it would have made one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from klash_sync.deliver.caldav.webdav import (
     same_path,
     self_entry,
 )
-from klash_sync.errors import TargetProtocolError
+from klash_sync.errors import TargetMissing, TargetProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class Discovery(DavClient):
                 self._prefetched = {e.href: e.etag for e in first or () if e is not this and not e.collection}
                 return url
             if self.endpoint.create_here:
+                if not self.endpoint.create:
+                    raise TargetMissing(f"there is no calendar at {path_of(url)} on the embedded server")
                 self.collection_url = url
                 if self._mkcalendar(url):
                     self._prefetched = {}
@@ -100,6 +103,8 @@ class Discovery(DavClient):
                 self.collection_url = collection_of(found)
                 break
         else:
+            if not self.endpoint.create:
+                raise TargetMissing(f"there is no calendar {self.endpoint.calendar!r} on {self._where()}")
             log.info("creating calendar %r on %s", self.endpoint.calendar, self._where())
             target = urljoin(home, slug(self.endpoint.username, self.endpoint.calendar))
             self.collection_url = target

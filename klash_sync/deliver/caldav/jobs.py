@@ -5,6 +5,7 @@ one calendar, a ``Job``: where it is and the events it should hold, one stored o
 per session, rendered once per snapshot and shared by every mentor of the session.
 Calendars written to before that no longer belong to the programme (the mentor left,
 or their target changed) become leaving jobs, whose events of ours are removed.
+``purge`` makes purge jobs of a mentor's calendars: every event of ours found there goes.
 
 ``CalendarResult`` and ``SyncReport`` are the channel's ``Result`` and ``Report``.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,12 +24,15 @@ from urllib.parse import unquote, urlsplit
 
 from klash_sync.deliver.base import Report, Result
 from klash_sync.deliver.caldav.plan import Desired, Plan, safe_name
+from klash_sync.errors import TargetConflict
 from klash_sync.programme import routing
 from klash_sync.programme.model import Mentor
 from klash_sync.render.ical import calendar_bytes, uid
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.settings import Settings
 from klash_sync.state.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,9 @@ class Job:
     # has been found, and deletes nothing if one of them is the same collection.
     successors: tuple[str, ...] = ()
     title: str = ""  # the name of a calendar we create: the mentor's feed title
-
+    # ``purge``: remove every event of ours found on the server, whatever the state store
+    # knows (nothing, after a lost state directory); find the calendar, never create it.
+    purge: bool = False
 
 
 @dataclass
@@ -55,6 +62,8 @@ class CalendarResult(Result):
     restored: list[str] = field(default_factory=list)
     raised: list[str] = field(default_factory=list)  # session ids whose SEQUENCE a server made us raise
     leaving: bool = False
+    found: int = 0  # events of ours on the server when it was listed
+    missing: str | None = None  # purge: why there was no calendar to look in
 
     def counts(self) -> dict[str, int]:
         return {"created": self.created, "updated": self.updated, "deleted": self.deleted}
@@ -178,6 +187,36 @@ def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
             jobs.append(Job(key, record.mentor, record.target, {}, leaving=True,
                             successors=tuple(current.get(record.mentor, ()))))
     return jobs
+
+
+def kept(store: Store, job: Job) -> bool:
+    """A leaving calendar that must not be cleaned now (True) or may be (False).
+
+    Its record may already have been taken over by a current calendar found at the
+    same collection (then there is nothing to clean); and while one of the mentor's
+    current calendars has not been found yet, it may turn out to be this very
+    collection, so cleanup waits for it. (A purge job is never kept: it does not need
+    the store to know the calendar, and looks where the mentor's settings lead.)
+    """
+    if store.calendar(job.key) is None:
+        return True
+    for key in job.successors:
+        record = store.calendar(key)
+        if record is None or record.url is None:
+            raise TargetConflict("cleanup waits until the mentor's new calendar has been found")
+    return False
+
+
+def same_as_current(store: Store, job: Job, url: str, dry_run: bool) -> bool:
+    """True if a calendar of the programme is this collection: then only forget the old name."""
+    for record in store.calendars().values():
+        if record.key != job.key and record.url and same_collection(record.url, url):
+            if not dry_run:
+                store.forget_calendar(job.key)
+            log.info("calendar of %s: %s is still in use under another description; "
+                     "nothing deleted", job.mentor, url)
+            return True
+    return False
 
 
 def same_collection(a: str, b: str) -> bool:

@@ -8,7 +8,10 @@ preconditions (``apply``), recording every confirmed write in the state store.
 
 Calendars of the programme go first, cleanup of calendars no longer in use after. One
 failing calendar is reported with its mentor id and a one-line reason; it never stops
-the others. The names other modules use are importable from here as before.
+the others. A purge job (``Job.purge``) finds the calendar from the mentor's settings
+as a sync would, whether the state store knows it or not, but never creates one, and
+deletes every event the server holds that is ours (our UID domain and our marker).
+The names other modules use are importable from here as before.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from klash_sync.deliver.caldav.jobs import (
     carry_cache,
     desired_for,
     jobs_for,
+    kept,
+    same_as_current,
     same_collection,
     session_of,
     target_of,
@@ -41,7 +46,7 @@ from klash_sync.deliver.caldav.plan import Delete, is_mass_delete, managed_count
 from klash_sync.deliver.caldav.pool import Connections
 from klash_sync.deliver.caldav.remote import Calendar, observe, raise_floors
 from klash_sync.embedded.mount import SERVICE_USER, Embedded
-from klash_sync.errors import MassDeleteRefused, SettingsError, TargetConflict, TargetError, UserError
+from klash_sync.errors import MassDeleteRefused, SettingsError, TargetError, TargetMissing, UserError
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.settings import Settings
 from klash_sync.state.store import CalendarRecord, Store
@@ -98,12 +103,12 @@ class Syncer:
                 url=self.dav_base + Embedded.calendar_path(t["calendar"]),
                 username=SERVICE_USER, password=self.embedded.service_password,
                 calendar=job.title or f"Klash – {job.mentor}", timeout=self.settings.request_timeout,
-                create_here=True,
+                create_here=True, create=not job.purge,
             )
         return Endpoint(
             url=t["url"], username=t["username"], password=self._password(job),
             calendar=t["calendar"], ca_bundle=t.get("ca_bundle"),
-            timeout=self.settings.request_timeout, auth=t.get("auth", "basic"),
+            timeout=self.settings.request_timeout, auth=t.get("auth", "basic"), create=not job.purge,
         )
 
     def _password(self, job: Job) -> str:
@@ -229,20 +234,29 @@ class Syncer:
 
     def _sync(self, job: Job, cal: Calendar, uid_domain: str, result: CalendarResult,
               allow_mass_delete: bool, dry_run: bool) -> None:
-        if job.leaving and self._kept(job):
+        if job.leaving and not job.purge and kept(self.store, job):
             return
-        url = cal.open()
-        if job.leaving:
-            if self._same_as_current(job, url, dry_run):
-                return
-        elif not dry_run:
-            taken = self.store.claim_calendar(CalendarRecord(job.key, job.mentor, job.target, url),
-                                              same_collection)
-            if taken:
-                log.info("calendar of %s: %s is the calendar known before as %s; kept as it is",
-                         job.mentor, url, ", ".join(taken))
-        state = self.store.items(job.key)
-        remote = observe(self.store, job, cal, state, uid_domain, dry_run)
+        try:  # a purge looks wherever the mentor's settings lead, known to the store or not
+            url = cal.open()
+            if job.leaving:
+                if not job.purge and same_as_current(self.store, job, url, dry_run):
+                    return
+            elif not dry_run:
+                taken = self.store.claim_calendar(CalendarRecord(job.key, job.mentor, job.target, url),
+                                                  same_collection)
+                if taken:
+                    log.info("calendar of %s: %s is the calendar known before as %s; kept as it is",
+                             job.mentor, url, ", ".join(taken))
+            state = self.store.items(job.key)
+            remote = observe(self.store, job, cal, state, uid_domain, dry_run)
+        except TargetMissing as e:
+            if not job.purge:
+                raise
+            result.missing = e.reason  # no calendar there: nothing of ours either
+            if not dry_run:
+                self.store.forget_calendar(job.key)
+            return
+        result.found = managed_count(remote)
         desired = job.desired
         if not dry_run and raise_floors(self.store, job, remote, result, self.clock):
             # Those events are written next round, above the server's SEQUENCE; until
@@ -254,7 +268,7 @@ class Syncer:
         collection = urlsplit(url).path
         todo = plan(desired, remote, state, collection=collection)
         result.plan = todo
-        if is_mass_delete(todo, managed_count(remote)) and not allow_mass_delete:
+        if is_mass_delete(todo, managed_count(remote)) and not (allow_mass_delete or job.purge):
             raise MassDeleteRefused(
                 f"refusing to delete {len(todo.of(Delete))} of {managed_count(remote)} events of "
                 f"ours from {job.mentor}'s calendar; if that is intended, run "
@@ -267,32 +281,5 @@ class Syncer:
             applying.apply(action)
         if job.leaving and not job.desired:
             self.store.forget_calendar(job.key)
-            log.info("calendar of %s: removed our events from a calendar no longer in use",
-                     job.mentor)
-
-    def _kept(self, job: Job) -> bool:
-        """A leaving calendar that must not be cleaned now (True) or may be (False).
-
-        Its record may already have been taken over by a current calendar found at the
-        same collection (then there is nothing to clean); and while one of the mentor's
-        current calendars has not been found yet, it may turn out to be this very
-        collection, so cleanup waits for it.
-        """
-        if self.store.calendar(job.key) is None:
-            return True
-        for key in job.successors:
-            record = self.store.calendar(key)
-            if record is None or record.url is None:
-                raise TargetConflict("cleanup waits until the mentor's new calendar has been found")
-        return False
-
-    def _same_as_current(self, job: Job, url: str, dry_run: bool) -> bool:
-        """True if a calendar of the programme is this collection: then only forget the old name."""
-        for record in self.store.calendars().values():
-            if record.key != job.key and record.url and same_collection(record.url, url):
-                if not dry_run:
-                    self.store.forget_calendar(job.key)
-                log.info("calendar of %s: %s is still in use under another description; "
-                         "nothing deleted", job.mentor, url)
-                return True
-        return False
+            log.info("calendar of %s: removed our events (%d found, %d deleted)%s", job.mentor,
+                     result.found, result.deleted, " on purge" if job.purge else " no longer in use")

@@ -45,6 +45,7 @@ class Endpoint:
     timeout: float = 30.0
     auth: str = "basic"
     create_here: bool = False  # the URL is the calendar; MKCALENDAR there if it is missing
+    create: bool = True  # False (purge): a calendar not found is TargetMissing, never made
 
 
 class DavClient:
