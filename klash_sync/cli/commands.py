@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from pathlib import Path
 
 from klash_sync.cli import output
@@ -78,11 +79,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import threading
+    from klash_sync.web.server import stop_signals
 
+    stop = threading.Event()
+    # SIGINT/SIGTERM set ``stop`` from the first moment (server.stop_signals), before the
+    # lock file names us and before the port answers; the stop is bounded (server.shutdown).
+    with stop_signals(stop):
+        return _serve(args, stop)
+
+
+def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
     from klash_sync.status import Live
     from klash_sync.web.app import App
-    from klash_sync.web.server import bind, bound_url, serve, shutdown, stop_signals
+    from klash_sync.web.server import bind, bound_url, serve, shutdown
 
     settings = settings_of(args)
     programme = load(settings.programme)  # fail before binding a port
@@ -93,16 +102,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
               changes=lambda: store.recent_changes(30))
     server, settings = bind(app, settings)
     live.set_snapshot(publish(programme, store, now=now(), base_url=settings.event_base_url))
-    stop = threading.Event()
-    # The loop runs in a thread and the main thread only waits: SIGINT/SIGTERM set ``stop``
-    # (see server.stop_signals), and the stop is bounded (server.shutdown).
+    # The loop runs in a thread and the main thread only waits for ``stop``.
     thread = threading.Thread(target=serve, args=(server,), name="http", daemon=True)
     try:
-        with stop_signals(stop):
+        if not stop.is_set():
             thread.start()
             log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
-            while not stop.wait(0.5) and thread.is_alive():
-                pass
+        while not stop.wait(0.5) and thread.is_alive():
+            pass
     finally:
         shutdown(server, thread)
         store.close()
@@ -110,11 +117,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from klash_sync.service.daemon import run
+    from klash_sync.web.server import stop_signals
 
-    settings = settings_of(args)
-    writer(settings, "run")
-    return run(settings)
+    # First thing: SIGTERM/SIGINT set ``stop`` and SIGHUP sets ``reload`` before the lock
+    # file names us or /healthz answers; the daemon honours both from its first step
+    # (service/daemon.run), so a `systemctl reload` right after a start never kills it.
+    stop, reload = threading.Event(), threading.Event()
+    with stop_signals(stop, reload=reload):
+        from klash_sync.service.daemon import run
+
+        settings = settings_of(args)
+        writer(settings, "run")
+        return run(settings, stop=stop, reload=reload)
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:

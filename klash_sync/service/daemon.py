@@ -15,12 +15,16 @@ new that writes starts and an edit waits), ``health.py`` and ``metrics.py`` repo
 ``operator.py`` carries out the operator
 commands handed over through ``control.py``, ``site.py`` keeps ``KLASH_SITE_DIR``.
 SIGHUP reloads at once; SIGTERM and SIGINT stop gracefully.
+
+The CLI catches the signals before it takes the state directory's lock
+(``cli.commands.cmd_run``), so ``run`` is handed events, not signals: a SIGTERM that
+comes while the daemon starts ends the start early and stops cleanly, a SIGHUP is
+remembered and reloads once the loop runs.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -144,7 +148,10 @@ class Daemon:
     # ------------------------------------------------------- start and stop
 
     def start(self) -> None:
-        """Bind the port, load the programme, start serving and watching."""
+        """Bind the port, load the programme, start serving and watching; a stop asked for
+        meanwhile (SIGTERM during the first load) ends it early, for ``stop`` to finish."""
+        if self.stopping.is_set():
+            return
         self.server, self.settings = bind(self.app, self.settings)
         self.calendars.syncer = Syncer(
             self.settings, self.store, embedded=self.embedded,
@@ -159,7 +166,8 @@ class Daemon:
             log.info("mentors' read-only logins to the embedded calendars: klash-sync accounts")
         self.watcher.baseline()
         self.reload(initial=True)
-        self.watcher.start()
+        if not self.stopping.is_set():
+            self.watcher.start()
 
     def _loopback_base(self) -> str:
         """How the syncer reaches our own /dav/: over loopback, whatever address we bind."""
@@ -172,13 +180,13 @@ class Daemon:
             host = f"[{host}]"
         return f"http://{host}:{self.server.effective_port}"
 
-    def serve_forever(self) -> None:
-        """Run until SIGTERM/SIGINT; SIGHUP reloads the programme."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: self.debouncer.trigger())
+    def serve_forever(self, reload: threading.Event | None = None) -> None:
+        """Run until ``stopping`` is set (SIGTERM/SIGINT); ``reload`` set (SIGHUP) reloads
+        the programme at once. The signals are caught by the caller (``run``'s)."""
         while not self.stopping.is_set():
+            if reload is not None and reload.is_set():
+                reload.clear()
+                self.debouncer.trigger()
             try:
                 self.tick()
             except Exception:  # guard the loop: one bad turn must not end the service
@@ -217,8 +225,13 @@ class Daemon:
                       programme_path=str(self.settings.programme))
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, *, stop: threading.Event | None = None,
+        reload: threading.Event | None = None) -> int:
+    """The service, until ``stop`` is set; ``reload`` set reloads the programme. The caller
+    sets both from signal handlers installed before it took the lock (cli ``cmd_run``)."""
+    stop = stop if stop is not None else threading.Event()
     daemon = Daemon(settings)
+    daemon.stopping = stop
     daemon.start()
-    daemon.serve_forever()
+    daemon.serve_forever(reload)
     return 0

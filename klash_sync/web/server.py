@@ -102,8 +102,14 @@ def serve(server: Any) -> None:
 
 
 @contextlib.contextmanager
-def stop_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` while the block runs (main thread only).
+def stop_signals(stop: threading.Event, *, reload: threading.Event | None = None) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` (and SIGHUP ``reload``, when given) while the block runs.
+
+    Main thread only, and entered first thing by ``serve`` and ``run``, before the lock
+    file names them and before the port answers: a SIGHUP sent by ``systemctl reload``
+    right after a start is then remembered, never the default action that ends the
+    process, and a SIGTERM during the start stops it cleanly. The handlers only set
+    events: whoever waits on them acts, in its own time and thread.
 
     Explicit handlers rather than Python's KeyboardInterrupt: a process started with
     SIGINT ignored (a background job of a non-interactive shell, as CI runs the tests)
@@ -111,7 +117,10 @@ def stop_signals(stop: threading.Event) -> Iterator[None]:
     does arrive, an exception raised at an arbitrary point of waitress's loop can leave a
     half-handled connection behind.
     """
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    wanted = {signal.SIGINT: stop, signal.SIGTERM: stop}
+    if reload is not None:
+        wanted[signal.SIGHUP] = reload
+    previous = {sig: signal.signal(sig, lambda *_, event=event: event.set()) for sig, event in wanted.items()}
     try:
         yield
     finally:
