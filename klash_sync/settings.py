@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         default=1800, gt=0,
         description="Seconds a calendar may keep failing before /healthz answers 503.",
     )
+    stop_timeout: float = Field(
+        default=10.0, ge=1, le=600,
+        description="Seconds SIGTERM may take: deliveries still running then are abandoned and "
+        "repeated at the next start. Give systemd or Docker a few seconds more.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as readable text or as one JSON object each."
     )

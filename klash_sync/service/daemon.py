@@ -14,12 +14,19 @@ programme, ``scheduler.py`` delivers through the channels listed in ``channels()
 new that writes starts and an edit waits), ``health.py`` and ``metrics.py`` report,
 ``operator.py`` carries out the operator
 commands handed over through ``control.py``, ``site.py`` keeps ``KLASH_SITE_DIR``.
-SIGHUP reloads at once; SIGTERM and SIGINT stop gracefully.
+SIGHUP reloads at once; SIGTERM and SIGINT stop within KLASH_STOP_TIMEOUT (10 s).
 
-The CLI catches the signals before it takes the state directory's lock
+Stopping. The CLI catches the signals before it takes the state directory's lock
 (``cli.commands.cmd_run``), so ``run`` is handed events, not signals: a SIGTERM that
 comes while the daemon starts ends the start early and stops cleanly, a SIGHUP is
-remembered and reloads once the loop runs.
+remembered and reloads once the loop runs. From the signal, the stop has a deadline
+(``stopping.py``): running deliveries get 60 % of KLASH_STOP_TIMEOUT to finish, the HTTP
+server a second or two; a delivery still waiting on a server after that is abandoned:
+the store is left as it is (SQLite keeps what was committed), and ``run`` exits with 0 at
+once, without waiting for the thread, so the kernel releases the lock as the process
+goes. The next start repeats what was abandoned, as after a kill -9: an invitation is
+marked sent only after the server's 250 for its DATA, and every calendar is compared
+with the programme again. A watch on the deadline exits even if the stop itself hangs.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from klash_sync.service.reload import Loader
 from klash_sync.service.scheduler import Scheduler
 from klash_sync.service.site import SitePublisher
 from klash_sync.service.statewatch import StateWatch
+from klash_sync.service.stopping import Budget, leave, still_waiting, watch
 from klash_sync.service.timing import Debouncer, Periodic
 from klash_sync.service.watch import Watcher
 from klash_sync.settings import Settings
@@ -58,7 +66,7 @@ log = logging.getLogger(__name__)
 # How long one write waits for another program holding the state database (a backup tool):
 # short, since it holds the store's lock meanwhile; the write is tried again (statewatch.py).
 STATE_WAIT = 1.0
-STOP_GRACE = 7.0  # seconds running deliveries get to finish on SIGTERM (the whole stop is < 10 s)
+DELIVERIES_SHARE = 0.6  # of KLASH_STOP_TIMEOUT: how long running deliveries get to finish
 
 
 def channels(settings: Settings, clock: Clock, store: Store) -> list[Channel]:
@@ -196,15 +204,18 @@ class Daemon:
         self.stop()
 
     def stop(self) -> None:
-        """Finish running deliveries (bounded), close the server and the store."""
+        """Within KLASH_STOP_TIMEOUT: let running deliveries finish (or abandon them), close
+        the server, and the store unless a delivery still holds it."""
         self.stopping.set()
+        budget = self.stop_budget = Budget(self.settings.stop_timeout)
         self.operator.stop()
-        self.scheduler.stop(STOP_GRACE)
+        finished = self.scheduler.stop(budget.until(DELIVERIES_SHARE))
         self.site.stop()
         self.watcher.stop()
         if self.server is not None:
-            shutdown(self.server, self._server_thread, timeout=2)
-        self.store.close()
+            shutdown(self.server, self._server_thread, timeout=min(1.0, budget.left() / 2))
+        if finished:  # else a delivery that was abandoned still holds the store: leave it open
+            self.store.close()
         log.info("stopped")
 
     # ------------------------------------------------------------- reports
@@ -228,10 +239,14 @@ class Daemon:
 def run(settings: Settings, *, stop: threading.Event | None = None,
         reload: threading.Event | None = None) -> int:
     """The service, until ``stop`` is set; ``reload`` set reloads the programme. The caller
-    sets both from signal handlers installed before it took the lock (cli ``cmd_run``)."""
+    sets both from signal handlers installed before it took the lock (cli ``cmd_run``).
+    Exits the process itself, with 0, when work abandoned by the stop still holds a thread."""
     stop = stop if stop is not None else threading.Event()
+    watch(stop, settings.stop_timeout)  # the bound, even if the stop itself hangs
     daemon = Daemon(settings)
     daemon.stopping = stop
     daemon.start()
     daemon.serve_forever(reload)
+    if still_waiting(daemon.stop_budget):
+        leave()  # a thread waits on a server that does not answer: do not wait for it
     return 0

@@ -190,8 +190,11 @@ class Scheduler:
         return all(not lane.inflight and not lane.due.waiting(lane.inflight, lane.backoff.ready)
                    for lane in self.lanes.values())
 
-    def stop(self, grace: float) -> None:
-        """Start nothing more; give running units ``grace`` seconds, then close the channels."""
+    def stop(self, grace: float) -> bool:
+        """Start nothing more; give running units ``grace`` seconds, then close the channels.
+
+        True when every run finished; False when some were still running (waiting on a
+        server): they are abandoned, their channels close only what they no longer use."""
         self.stopping = True
         running = [f for lane in self.lanes.values() for f in lane.inflight.values()]
         log.info("stopping: waiting for %d running deliveries", len(running))
@@ -207,5 +210,11 @@ class Scheduler:
 
         threading.Thread(target=wait_all, daemon=True).start()
         done.wait(grace)
+        if not done.is_set():
+            left = [f"{name} {key}" for name, lane in self.lanes.items()
+                    for key, future in lane.inflight.items() if not future.done()]
+            log.warning("abandoning %d deliveries still waiting on a server (%s); the next start "
+                        "repeats them", len(left), ", ".join(left))
         for lane in self.lanes.values():
             lane.channel.close(done.is_set())
+        return done.is_set()

@@ -23,11 +23,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from klash_sync.state.lock import LOCK_NAME, StateLock
-from tests.fixtures.invite_helpers import header, session, timed
-from tests.fixtures.processes import Running, spawn_daemon, wait_for
+from tests.fixtures.common import run_cli
+from tests.fixtures.invite_helpers import ADDRESSES, header, read, session, timed
+from tests.fixtures.processes import Running, spawn_daemon, start_daemon, wait_for
+from tests.fixtures.stalling import Stall
 
 Y = datetime.now(UTC).year + 1
+SLOW = "120"  # KLASH_REQUEST_TIMEOUT: longer than any bound asserted here
 
 
 def invited_programme(tmp_path: Path) -> Path:
@@ -107,6 +112,62 @@ def test_sigterm_the_moment_the_lock_names_the_holder_stops_cleanly(tmp_path):
                  "the lock file naming the daemon")
     finally:
         code, log = ended(running)
+    assert code == 0, log
+    assert "Traceback" not in log, log
+    assert lock_is_free(state)
+
+
+@pytest.mark.parametrize("at_data", [False, True], ids=["silent", "stalls-at-DATA"])
+def test_stalled_mail_server_does_not_hold_the_stop_and_nothing_is_sent_twice(tmp_path, smtp, at_data):
+    state, programme = tmp_path / "state", invited_programme(tmp_path)
+    stall = Stall(smtp=at_data)
+    try:
+        running = start_daemon(tmp_path, programme, KLASH_SMTP_URL=f"smtp://127.0.0.1:{stall.port}",
+                               KLASH_INVITE_DELAY="0", KLASH_REQUEST_TIMEOUT=SLOW)
+        assert stall.seen.wait(60), "the daemon never reached the mail server:\n" + running.log()
+        code, log = ended(running)  # a stall past the bound fails here
+    finally:
+        stall.close()
+    assert code == 0, log
+    assert "Traceback" not in log, log
+    assert lock_is_free(state)
+
+    again = start_daemon(tmp_path, programme, KLASH_INVITE_DELAY="0", **smtp.env())
+    try:
+        expected = {(ADDRESSES["milja-kopsi"], "first"), (ADDRESSES["ulla-nord"], "first"),
+                    (ADDRESSES["ulla-nord"], "second")}
+        wait_for(lambda: len(smtp.handler.messages()) >= 3, 60,
+                 "three invitations through the working server")
+        env = {"KLASH_PROGRAMME": str(programme), "KLASH_STATE_DIR": str(state)}
+        wait_for(lambda: "no invitations to send" in run_cli("invites", env=env, timeout=60).out, 60,
+                 "an outbox with nothing left to send")
+    finally:
+        code, log = ended(again)
+    assert code == 0, log
+    got = [read(m) for m in smtp.handler.messages()]
+    keys = [(i.to, i.uid.split("@")[0], i.sequence) for i in got]
+    assert len(keys) == len(set(keys)), f"sent twice: {sorted(keys)}"
+    assert {(to, uid) for to, uid, _ in keys} == expected
+    assert len(keys) == 3
+
+
+def test_stalled_caldav_server_does_not_hold_the_stop(tmp_path):
+    state = tmp_path / "state"
+    stall = Stall()
+    path = tmp_path / "programme.toml"
+    path.write_text(
+        '[programme]\nname = "Testi"\ntimezone = "Europe/Helsinki"\nuid_domain = "klash.test"\n'
+        'organiser = "Kuntaliitto"\n\n[[mentors]]\nid = "milja-kopsi"\nname = "Milja"\n'
+        f'[mentors.caldav]\nurl = "{stall.url}/calendars/alice/"\nusername = "alice"\n'
+        'password_env = "PW_ALICE"\ncalendar = "Klash"\n\n'
+        f'[[sessions]]\nid = "vantaa"\ntitle = "Vantaa"\ndate = {Y}-10-08\nmentors = ["milja-kopsi"]\n',
+        encoding="utf-8")
+    try:
+        running = start_daemon(tmp_path, path, KLASH_EMBEDDED_CALDAV="false", KLASH_REQUEST_TIMEOUT=SLOW)
+        assert stall.seen.wait(60), "the daemon never reached the CalDAV server:\n" + running.log()
+        code, log = ended(running)
+    finally:
+        stall.close()
     assert code == 0, log
     assert "Traceback" not in log, log
     assert lock_is_free(state)

@@ -287,6 +287,20 @@ def test_the_readme_docker_words_match_the_dockerfile():
     assert re.search(r"^USER klash$", dockerfile, re.M)
 
 
+def test_systemd_and_docker_wait_longer_than_the_stop_takes():
+    """Both kill the service once their own stop timeout is over: it must exceed the
+    daemon's own bound (KLASH_STOP_TIMEOUT), or an abandoned stop would end in SIGKILL."""
+    bound = Settings.model_fields["stop_timeout"].default
+    unit = (ROOT / "deploy" / "klash-sync.service").read_text(encoding="utf-8")
+    systemd = re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M)
+    assert systemd
+    assert int(systemd[1]) > bound
+    said = README.split("### Docker", 1)[1].split("### systemd", 1)[0]
+    docker = re.search(r"docker run .*--stop-timeout (\d+)", said)
+    assert docker
+    assert int(docker[1]) > bound  # Docker's own default, 10 s, is not enough
+
+
 def test_the_readme_systemd_recipe_matches_the_unit():
     unit = (ROOT / "deploy" / "klash-sync.service").read_text(encoding="utf-8")
     said = README.split("### systemd", 1)[1].split("\n### ", 1)[0]
