@@ -63,7 +63,14 @@ def test_kill_9_at_random_moments_then_converge(tmp_path, smtp):
         before = len(smtp.handler.messages())
         proc = subprocess.Popen([sys.executable, "-m", "klash_sync", "invites", "--send"], cwd=ROOT,
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.4, 2.5))
+        if attempt % 2 == 0:  # at a random moment, also before any message (start-up, planning)
+            time.sleep(rng.uniform(0.4, 2.5))
+        else:  # a random moment once the batch is under way: the start-up's length under load
+            deadline = time.monotonic() + 30  # does not decide whether the kill lands mid-batch
+            while len(smtp.handler.messages()) == before and time.monotonic() < deadline \
+                    and proc.poll() is None:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         code = proc.wait(timeout=30)
         if code == -signal.SIGKILL and len(smtp.handler.messages()) > before:
