@@ -18,6 +18,7 @@ folded by us when the message is written out (the package uses a stored value's 
 
 from __future__ import annotations
 
+import base64
 import re
 from email.policy import Policy
 
@@ -74,6 +75,17 @@ def encoded_words(text: str, first: int) -> list[str]:
     return words
 
 
+def _phrase_words(text: str, first: int) -> list[str]:
+    """A display name as one encoded word when it fits (Q, or the denser B): Python's address
+    parser puts a space between two adjacent encoded words of a phrase, against RFC 2047
+    §6.2, so a name is split into several only when it is longer than one word holds."""
+    q = encoded_words(text, first)
+    if len(q) == 1:
+        return q
+    b = "=?utf-8?b?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+    return [b] if len(b) <= min(first, MAX_WORD) else q
+
+
 def _join(name: str, tokens: list[str]) -> str:
     """The tokens on lines of at most 78 characters, one space (or a fold) between two."""
     lines: list[str] = []
@@ -117,5 +129,5 @@ def mailbox(name: str, display: str, address: str) -> Written:
     if _ATOM_PHRASE.fullmatch(display):
         tokens = [*display.split(" "), f"<{address}>"]
     else:
-        tokens = [*encoded_words(display, MAX_LINE - len(name) - 2), f"<{address}>"]
+        tokens = [*_phrase_words(display, MAX_LINE - len(name) - 2), f"<{address}>"]
     return Written(name, f"{display} <{address}>", _join(name, tokens))
