@@ -91,15 +91,16 @@ def _email(value: str) -> str:
                          "angle brackets or a list")
     if any(c.isspace() for c in value):
         raise ValueError(f"{value!r} contains a space; {example}, without a name")
-    if not value.isascii():
-        raise ValueError(
-            f"{value!r} has non-ASCII characters; such an address needs a mail server that "
-            "announces SMTPUTF8, which klash-sync does not use yet: use an ASCII "
-            "address (most providers give one)")
     local, at, domain = value.rpartition("@")
     if not at or not local:
         raise ValueError(f"{value!r} is not an e-mail address; {example}")
-    if "@" in local or not _LOCAL_RE.fullmatch(local) or len(local) > 64:
+    if not domain.isascii():
+        raise ValueError(f"{value!r}: write the domain in its ASCII form ('xn--…', as the "
+                         f"domain's registrar shows it); {example}")
+    # RFC 6531: letters beyond ASCII may stand in a local part; such an address is sent
+    # only through a server that announces SMTPUTF8 (deliver/invite/smtp.py)
+    ascii_local = "".join(c if c.isascii() or not c.isalnum() else "a" for c in local)
+    if "@" in local or not _LOCAL_RE.fullmatch(ascii_local) or len(local) > 64:
         raise ValueError(f"{value!r}: the part before '@' is not valid (dots only between "
                          f"characters, at most 64 characters); {example}")
     if not _DOMAIN_RE.fullmatch(domain) or len(value) > 254:

@@ -213,8 +213,8 @@ def invites_send(ctx: Context, out: Outcome, *, allow_mass_cancel: bool = False)
         out.out(f"{state:<7}{inv.method:<8}{inv.session} to {inv.mentor}{extra}")
 
     report = ctx.invitations(lambda outbox: send(
-        snapshot, outbox, config, now=ctx.now, allow_mass_cancel=allow_mass_cancel,
-        retry_max=settings.retry_max, retry_waiting=True, on_delivery=shown))
+        snapshot, outbox, config, now=ctx.now, allow_mass_cancel=allow_mass_cancel, on_delivery=shown,
+        retry_max=settings.retry_max, retry_waiting=True, public_feeds=not settings.private_feeds))
     for line in held_lines(report.held):
         out.out(line)
     out.out(f"summary: {len(report.sent)} sent, {len(report.failed)} not sent, "

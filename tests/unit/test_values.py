@@ -40,8 +40,8 @@ BAD_EMAILS = [
     ("escape", "\x1b[31mmilja@example.fi", "control character"),
     ("NEL", "milja\x85@example.fi", "control character"),
     ("line separator", "milja@example.fi\u2028", "control character"),
-    ("non-ASCII local part", "milja.köpsi@example.fi", "SMTPUTF8"),
-    ("non-ASCII domain", "milja@ylöjärvi.fi", "SMTPUTF8"),
+    ("non-ASCII domain", "milja@ylöjärvi.fi", "xn--"),
+    ("non-ASCII symbol in the local part", "milja☃@example.fi", "before '@'"),
     ("quoted local part", '"milja kopsi"@example.fi', "not a single address"),
     ("double dot", "milja..kopsi@example.fi", "before '@'"),
     ("two at signs", "milja@kopsi@example.fi", "before '@'"),
@@ -71,7 +71,8 @@ def test_an_organiser_address_that_is_not_one_bare_ascii_addr_spec_is_refused(na
                and words in p for p in found), found
 
 
-GOOD_EMAILS = ["milja@example.fi", "milja.kopsi+klash@kunta.example.fi", "o'brien@example.fi",
+GOOD_EMAILS = ["milja@example.fi", "milja.köpsi@example.fi", "milja.kopsi+klash@kunta.example.fi",
+               "o'brien@example.fi",
                "a_b-c@sub-domain.example.fi", "x@example.museum", "MILJA@EXAMPLE.FI"]
 
 

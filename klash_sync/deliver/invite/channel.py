@@ -136,9 +136,10 @@ def send(
     retry_waiting: bool = False,
     on_delivery: Callable[[Delivery], None] | None = None,
     only: str | None = None,
+    public_feeds: bool = False,
 ) -> InviteReport:
     """Plan and send every due invitation (to one mentor with ``only``), recording each
-    step in the outbox."""
+    step in the outbox. ``public_feeds``: the messages link the mentor's feed."""
     moment = now()
     plan = plan_now(snapshot, outbox, now=moment, retry_waiting=retry_waiting, only=only)
     if allow_mass_cancel:
@@ -161,7 +162,8 @@ def send(
             if unreachable is None:
                 msg = build_message(inv, programme_name=info.name, organiser=info.organiser,
                                     organiser_email=info.organiser_email, timezone=info.timezone,
-                                    uid_domain=info.uid_domain, now=at)
+                                    uid_domain=info.uid_domain, now=at,
+                                    page=snapshot.base_url or "", public_feeds=public_feeds)
                 outcome = transport.send(msg, info.organiser_email, inv.address)
                 if not outcome.ok and outcome.temporary and not transport.connect().ok:
                     unreachable = outcome  # no server: keep the rest pending, do not hammer it
@@ -230,7 +232,7 @@ class Invitations:
         report = send(snapshot, self.outbox, self.config, now=self.clock.now,
                       allow_mass_cancel=ask is not None and ask.allow_mass,
                       retry_max=self.settings.retry_max, retry_waiting=ask is not None,
-                      only=item.mentor)
+                      only=item.mentor, public_feeds=not self.settings.private_feeds)
         with self._lock:
             if item.mentor in report.held:
                 self.held[item.mentor] = report.held[item.mentor]

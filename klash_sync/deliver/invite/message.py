@@ -1,25 +1,37 @@
 """An invitation as an e-mail (iMIP, RFC 6047): pure, the moment of making passed in.
 
-The shape is the one Outlook, Google Calendar, Apple Calendar and Thunderbird all
-treat as an invitation (it is what Google Calendar itself sends)::
+The shape is what Outlook/Exchange and Google Calendar send themselves::
 
     multipart/mixed
      ├── multipart/alternative
-     │    ├── text/plain                          Finnish, with an English line
-     │    └── text/calendar; method=REQUEST       the iTIP object (RFC 5546)
+     │    ├── text/plain                          Finnish, with English (``body``)
+     │    ├── text/html                           the same facts, escaped (``body``)
+     │    └── text/calendar; method=REQUEST       the iTIP object (RFC 5546), base64
      └── application/ics; name=invite.ics        the same bytes, for clients that
                                                   only look at attachments
+
+Sources: Exchange and Outlook put text/plain, text/html and text/calendar;
+method=REQUEST (base64) side by side in one multipart/alternative (samples quoted in
+github.com/chatmail/core/issues/7237 and github.com/muquit/mailsend/issues/118, and
+Alpine's github.com/realpine/alpine/issues/28); Google and Yahoo Calendar and Lightning
+add the calendar once more as an attachment outside the alternative, because some
+clients look only at attachments (the structure described in the Stack Overflow answer
+"Multipart email with text and calendar: Outlook doesn't recognize ics", question
+19535685). The HTML goes before the calendar: clients show the last alternative they
+can display, and the calendar part is for the calendar, not for reading.
 
 METHOD in the Content-Type and in the body are the same, as RFC 6047 requires. The
 VEVENT is the feed's, with SEQUENCE, DTSTAMP, ORGANIZER and ATTENDEEs added here only:
 stored and feed events carry no ORGANIZER/ATTENDEE (see ``ical``), because a CalDAV
-server would then send invitations of its own.
+server would then send invitations of its own. Header values are folded by ``headers``
+(RFC 2047 encoded words that every decoder reads back exactly); the body parts are 8bit
+where the text needs it, and ``seven_bit`` makes the copy a server without 8BITMIME gets.
 """
 
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import UTC, date, datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -28,6 +40,8 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
+from klash_sync.deliver.invite.body import facts, html_text, plain_text
+from klash_sync.deliver.invite.headers import mailbox, unstructured
 from klash_sync.deliver.invite.plan import CANCEL, Invitation
 from klash_sync.render.ical import PRODID
 from klash_sync.render.vtimezone import vtimezone_bytes
@@ -54,7 +68,8 @@ def itip_event(inv: Invitation, *, organiser: str, organiser_email: str, now: da
     event.add("ORGANIZER", org)
     for name, email in inv.attendees:
         att = _address(email)
-        att.params["CN"] = vText(name)
+        if name:  # a mentor removed from the programme: their name is no longer known
+            att.params["CN"] = vText(name)
         att.params["ROLE"] = vText("REQ-PARTICIPANT")
         att.params["PARTSTAT"] = vText("NEEDS-ACTION")
         att.params["RSVP"] = vText("TRUE")
@@ -89,66 +104,34 @@ def calendar_body(inv: Invitation, *, timezone: str, organiser: str, organiser_e
     return b"".join(parts)
 
 
-_WEEKDAYS = ("ma", "ti", "ke", "to", "pe", "la", "su")
-
-
-def _when_text(event: Event, tz: ZoneInfo) -> str:
-    start, end = event.decoded("DTSTART"), event.decoded("DTEND")
-    if isinstance(start, datetime):
-        s, e = start.astimezone(tz), end.astimezone(tz)
-        day = f"{_WEEKDAYS[s.weekday()]} {s.day}.{s.month}.{s.year}"
-        return f"{day} klo {s:%H.%M}–{e:%H.%M} (Helsingin aikaa / Helsinki time)"
-    last = date.fromordinal(end.toordinal() - 1)
-    text = f"{_WEEKDAYS[start.weekday()]} {start.day}.{start.month}.{start.year}"
-    if last != start:
-        text += f"–{last.day}.{last.month}.{last.year}"
-    return text + " (koko päivä / all day)"
-
-
-def plain_text(inv: Invitation, event: Event, tz: ZoneInfo) -> tuple[str, str]:
-    """Subject and body: what, when in Helsinki time, where, who else mentors, the link."""
-    title = str(event.get("SUMMARY", inv.session))
-    when_text = _when_text(event, tz)
-    if inv.method == CANCEL:
-        subject = f"Peruttu / Cancelled: {title}"
-        lead = ("Tämä tilaisuus on peruttu tai et ole enää sen mentori; se poistuu kalenteristasi.\n"
-                "This session is cancelled or you no longer mentor it; it leaves your calendar.")
-    elif inv.reason == "changed":
-        subject = f"Päivitetty / Updated: {title}, {when_text.split(' (')[0]}"
-        lead = ("Tilaisuuden tiedot ovat muuttuneet; kalenterisi päivittyy.\n"
-                "The session has changed; your calendar is updated.")
-    else:
-        subject = f"Kutsu / Invitation: {title}, {when_text.split(' (')[0]}"
-        lead = ("Sinut on kutsuttu mentoriksi Klash-tilaisuuteen.\n"
-                "You are invited as a mentor to a Klash session.")
-    lines = [lead, "", title, f"Aika / When: {when_text}"]
-    if event.get("LOCATION"):
-        lines.append(f"Paikka / Where: {event.get('LOCATION')}")
-    others = [name for name, email in inv.attendees if email != inv.address]
-    if others:
-        lines.append(f"Muut mentorit / Other mentors: {', '.join(others)}")
-    if event.get("URL"):
-        lines.append(f"Lisätiedot / Details: {event.get('URL')}")
-    return subject, "\n".join(lines) + "\n"
+def _mentor_feed(page: str, mentor: str) -> str:
+    return f"{page.rstrip('/')}/feeds/mentors/{mentor}.ics" if page else ""
 
 
 def build_message(inv: Invitation, *, programme_name: str, organiser: str, organiser_email: str,
-                  timezone: str, uid_domain: str, now: datetime) -> EmailMessage:
-    """The whole e-mail, ready for ``smtplib``; the same inputs give the same message."""
+                  timezone: str, uid_domain: str, now: datetime, page: str = "",
+                  public_feeds: bool = True) -> EmailMessage:
+    """The whole e-mail, ready for ``smtp.Transport``; the same inputs give the same message.
+
+    ``page`` is the public address of the programme's page (``KLASH_PUBLIC_URL``), if known;
+    the mentor's feed is linked only when feeds are public (a private feed's address is a
+    secret the web layer makes, and a mail is no place for it).
+    """
     body = calendar_body(inv, timezone=timezone, organiser=organiser,
                          organiser_email=organiser_email, now=now)
     event = cast(Event, Calendar.from_ical(body).walk("VEVENT")[0])
-    subject, text = plain_text(inv, event, ZoneInfo(timezone))
+    said = facts(inv, event, ZoneInfo(timezone), programme_name=programme_name, page=page,
+                 feed=_mentor_feed(page, inv.mentor) if public_feeds else "")
     msg = EmailMessage(policy=SMTP)
-    sender = Address(display_name=organiser, addr_spec=organiser_email)
-    msg["From"] = sender
-    msg["To"] = Address(display_name=inv.name, addr_spec=inv.address)
-    msg["Subject"] = f"{subject} – {programme_name}"
+    msg["From"] = mailbox("From", organiser, organiser_email)
+    msg["To"] = mailbox("To", inv.name, inv.address)
+    msg["Subject"] = unstructured("Subject", said.subject)
     msg["Date"] = format_datetime(now.astimezone(UTC))
     msg["Message-ID"] = message_id(inv, uid_domain)
     msg["Auto-Submitted"] = "auto-generated"  # no out-of-office replies to a machine
-    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.set_content(plain_text(said), subtype="plain", charset="utf-8")
     msg.make_alternative()
+    msg.add_alternative(html_text(said), subtype="html", charset="utf-8")
     msg.add_alternative(body, maintype="text", subtype="calendar",
                         params={"method": inv.method, "charset": "UTF-8"}, cte="base64")
     msg.make_mixed()
@@ -157,6 +140,20 @@ def build_message(inv: Invitation, *, programme_name: str, organiser: str, organ
     for part in msg.iter_parts():
         _strip_mime_version(cast(EmailMessage, part))
     return msg
+
+
+def seven_bit(msg: EmailMessage) -> EmailMessage:
+    """A copy with every 8bit part quoted-printable: for a server without 8BITMIME (RFC 6152
+    lets a client send 8-bit data only to a server that announced it)."""
+    copy = deepcopy(msg)
+    for part in copy.walk():
+        if part.is_multipart() or part.get("Content-Transfer-Encoding", "").lower() != "8bit":
+            continue
+        part.set_content(part.get_content(), subtype=part.get_content_subtype(),
+                         charset="utf-8", cte="quoted-printable")
+    for sub in copy.iter_parts():
+        _strip_mime_version(cast(EmailMessage, sub))
+    return copy
 
 
 def _strip_mime_version(part: EmailMessage) -> None:

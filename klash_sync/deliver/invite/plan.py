@@ -230,7 +230,7 @@ def plan_invitations(
             continue  # still theirs (unchanged, waiting, or failed): handled above
         reason = "removed" if gone_session is None else "taken off"
         base = snapshot.revisions[session_id].sequence if gone_session is not None else 0
-        name = gone_mentor.name if gone_mentor is not None else mentor_id
+        name = gone_mentor.name if gone_mentor is not None else ""  # never the id
         inv = Invitation(mentor_id, name, last.address, session_id, CANCEL, 0,
                          _digest(CANCEL, session_id, last.address), last.event,
                          ((name, last.address),), last.ends, reason)

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import base64
 import hmac
+import io
 import ipaddress
 import re
 import smtplib
 import socket
 import ssl
 from dataclasses import dataclass, field
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 from klash_sync.deliver.base import one_line
+from klash_sync.deliver.invite.message import seven_bit
 from klash_sync.errors import SettingsError
 from klash_sync.logs import register_secret
 from klash_sync.settings import Settings
@@ -210,13 +213,32 @@ class Transport:
         return Outcome(True)
 
     def send(self, msg: EmailMessage, sender: str, recipient: str) -> Outcome:
-        """Hand one message for one recipient to the server; the answer as an Outcome."""
+        """Hand one message for one recipient to the server; the answer as an Outcome.
+
+        What goes over the wire follows what the server announced after EHLO: 8-bit parts
+        with ``BODY=8BITMIME`` only to a server that announced 8BITMIME (RFC 6152), else a
+        7-bit copy (quoted-printable); a UTF-8 address only with ``SMTPUTF8`` to a server
+        that announced it (RFC 6531), else the message fails for good, for this recipient
+        only, without a word to the server: no later try can go better.
+        """
         opened = self.connect()
         if not opened.ok:
             return opened
         assert self._smtp is not None
+        utf8 = not (sender.isascii() and recipient.isascii())
+        if utf8 and not self._smtp.has_extn("smtputf8"):
+            return Outcome(False, False, "the mail server does not announce SMTPUTF8, which an "
+                                         "address with non-ASCII letters needs")
+        options: list[str] = []
+        if self._smtp.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        else:
+            msg = seven_bit(msg)
+        if utf8:
+            options.append("SMTPUTF8")
+        data = wire_bytes(msg, utf8=utf8)
         try:
-            refused = self._smtp.send_message(msg, from_addr=sender, to_addrs=[recipient])
+            refused = self._smtp.sendmail(sender, [recipient], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as e:
             code, text = next(iter(e.recipients.values()))
             if code == 421:  # smtplib has closed the connection: open a new one next time
@@ -239,3 +261,11 @@ class Transport:
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
+
+
+def wire_bytes(msg: EmailMessage, *, utf8: bool = False) -> bytes:
+    """The message as sent: CRLF line ends, UTF-8 headers only for an SMTPUTF8 session."""
+    out = io.BytesIO()
+    policy = msg.policy.clone(utf8=utf8)  # type: ignore[call-arg]  # an EmailPolicy's field
+    BytesGenerator(out, policy=policy).flatten(msg, linesep="\r\n")
+    return out.getvalue()
