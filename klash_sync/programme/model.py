@@ -101,6 +101,10 @@ class Mentor(_Frozen):
         default=False,
         description="Send this mentor e-mail invitations (iMIP) to 'email' instead of a CalDAV push.",
     )
+    language: Literal["fi", "sv", "en"] = Field(
+        default="fi",
+        description="The language of this mentor's invitations: fi, sv or en.",
+    )
 
 
 class Session(_Frozen):

@@ -75,7 +75,7 @@ def test_every_subject_decodes_to_exactly_the_title_in_python_and_in_node(tmp_pa
     wrong = {}
     for n, (sid, title) in enumerate(TITLES.items()):
         day = date(2027, 7, n + 1)
-        expected = (f"Kutsu / Invitation: {title}, {WEEKDAYS[day.weekday()]} {day.day}.7.2027 klo 10.00–12.00"
+        expected = (f"Kutsu: {title}, {WEEKDAYS[day.weekday()]} {day.day}.7.2027 klo 10.00–12.00"
                     " – Testiohjelma")
         raw = built[sid].as_bytes()
         head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")  # headers are ASCII
@@ -173,9 +173,9 @@ def test_people_are_named_by_name_and_cancelled_is_said_once(tmp_path):
         assert "milja-kopsi" not in words, words
         subject = str(parsed["Subject"])
         assert subject.count("Peruttu") + subject.count("PERUTTU") == 1, subject
-        assert subject.startswith("Peruttu / Cancelled: ")
+        assert subject.startswith("Peruttu: ")
     cancel = email.message_from_bytes(built[("milja-kopsi", "summer")].as_bytes(), policy=default)
-    assert str(cancel["Subject"]) == "Peruttu / Cancelled: Syyskokous – Testiohjelma"
+    assert str(cancel["Subject"]) == "Peruttu: Syyskokous – Testiohjelma"
     assert str(cancel["To"]) == "Milja Köpsi <milja@example.test>"
 
 
@@ -210,3 +210,40 @@ def test_the_plain_text_and_html_carry_the_title_exactly(tmp_path, title):
     node = postal_mime(msg.as_bytes())
     assert title in node["text"]
     assert title.replace('"', "&quot;").replace("'", "&#x27;") in node["html"]
+
+
+def test_each_mentor_reads_their_invitation_in_their_own_language_one_language_per_message(tmp_path):
+    text = two_mentor_programme().replace('invite = true\n', 'invite = true\nlanguage = "sv"\n', 1)
+    text = text.replace('name = "Ulla Nord"', 'name = "Ulla Nord"\nlanguage = "en"')
+    first = snapshot_of(text, tmp_path / "a")
+    assert [m.language for m in first.programme.mentors[:2]] == ["sv", "en"]
+    made = messages(first, page=BASE_URL, public_feeds=True)
+    seen: dict[str, set[str]] = {}
+    for inv, msg in made:
+        parsed = email.message_from_bytes(msg.as_bytes(), policy=default)
+        subject, plain = str(parsed["Subject"]), part(parsed, "text/plain").get_content()
+        html = part(parsed, "text/html").get_content()
+        seen.setdefault(inv.mentor, set()).add(subject.split(":")[0])
+        if inv.mentor == "milja-kopsi":
+            assert '<html lang="sv">' in html
+            assert "Tid:" in plain
+        else:
+            assert '<html lang="en">' in html
+            assert "When:" in plain
+        if inv.session == "summer":  # a timed session: the time and its zone in the mentor's words
+            zone = {"milja-kopsi": "kl. 10.00–12.00 (Helsingforstid)",
+                    "ulla-nord": "10.00–12.00 (Helsinki time)"}
+            assert zone[inv.mentor] in plain
+        for finnish in ("Aika", "Kutsu", "Helsingin aikaa", "klo"):
+            assert finnish not in plain, (inv.mentor, plain)
+        assert html_validate(html)["valid"]
+    assert seen == {"milja-kopsi": {"Inbjudan"}, "ulla-nord": {"Invitation"}}
+    # a cancellation says so once, in the mentor's words
+    sent = {inv.key: sent_record(inv) for inv, _ in made}
+    gone = snapshot_of(text.replace('status = "confirmed"', 'status = "cancelled"'), tmp_path / "a")
+    prefixes = {inv.mentor: str(email.message_from_bytes(msg.as_bytes(), policy=default)["Subject"])
+                for inv, msg in messages(gone, sent)}
+    assert prefixes["milja-kopsi"].startswith("Inställd: ")
+    assert prefixes["ulla-nord"].startswith("Cancelled: ")
+    for subject in prefixes.values():
+        assert subject.count("Inställd") + subject.count("Cancelled") + subject.count("PERUTTU") == 1

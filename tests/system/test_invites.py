@@ -98,7 +98,7 @@ def test_first_second_reschedule_takeoff_cancel_remove_and_ended(tmp_path, smtp)
     assert (winter.start, winter.end) == (f"{Y}-01-15T08:00:00.000Z", f"{Y}-01-15T09:30:00.000Z")
     assert (got[(ULLA, "allday")].start, got[(ULLA, "allday")].end) == (f"{Y}-03-10", f"{Y}-03-11")
     assert summer.message_id == f"<summer.milja-kopsi.{summer.sequence}@klash.test>"
-    assert "Aika / When:" in summer.text
+    assert "Aika:" in summer.text
     assert "Helsingin aikaa" in summer.text
     assert "10.00–12.00" in summer.text
     assert "Pekka Puu" in summer.text

@@ -4,8 +4,8 @@ The facts are read from the VEVENT the message carries (title, time, place, desc
 link) and from the ``Invitation`` (who else mentors the session), so the words can never
 say something the calendar part does not. Times are in the programme's time zone, the
 one the mentor's calendar shows the session in (every event has that TZID). The
-language is the text part's: Finnish, with each line also in English, as the page and
-the feeds speak to mentors (a mentor has no language setting of their own yet).
+language is the mentor's own (``language`` in the programme, Finnish by default), one
+language per message: its words are in ``words.py``.
 
 The HTML part is what Outlook and Gmail show as the body (without one, Outlook shows
 the plain text and Gmail's preview the raw lines); every value in it is escaped, the
@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 from icalendar import Event
 
 from klash_sync.deliver.invite.plan import CANCEL, Invitation
+from klash_sync.deliver.invite.words import words
 
-_WEEKDAYS = ("ma", "ti", "ke", "to", "pe", "la", "su")
 # the prefix rendering puts on a cancelled session's SUMMARY (render.ical); the subject
 # and the text say "cancelled" once, in their own words
 _CANCELLED_SUMMARY = "PERUTTU: "
@@ -36,7 +36,7 @@ class Facts:
     """What every part of one invitation says."""
 
     title: str
-    when: str  # "to 2.7.2026 klo 10.00–12.00 (Helsingin aikaa / Helsinki time)"
+    when: str  # "to 2.7.2026 klo 10.00–12.00 (Helsingin aikaa)"
     start: str  # ISO 8601, for <time datetime=…>: 2026-07-02T10:00+03:00, or a date
     place: str
     others: tuple[str, ...]  # the names of the session's other mentors
@@ -45,70 +45,71 @@ class Facts:
     page: str  # the programme's page
     feed: str  # the mentor's own feed
     subject: str
-    lead: tuple[str, str]  # the opening, in Finnish and in English
+    lead: str  # the opening sentence
+    language: str  # fi, sv or en
+    labels: dict[str, str]  # the words of ``language`` (words.TEXTS)
 
 
-def _zone_words(tz: ZoneInfo) -> str:
-    if tz.key == "Europe/Helsinki":
-        return "Helsingin aikaa / Helsinki time"
-    return f"{tz.key}"
+def _zone_words(tz: ZoneInfo, w: dict[str, str]) -> str:
+    return w["zone_helsinki"] if tz.key == "Europe/Helsinki" else tz.key
 
 
-def _when(event: Event, tz: ZoneInfo) -> tuple[str, str]:
+def _day(moment: date, w: dict[str, str]) -> str:
+    weekday = w["weekdays"].split()[moment.weekday()]
+    return f"{weekday} {moment.day}.{moment.month}.{moment.year}"
+
+
+def _when(event: Event, tz: ZoneInfo, w: dict[str, str]) -> tuple[str, str]:
+    """(the time in words, the start as ISO 8601)."""
     start, end = event.decoded("DTSTART"), event.decoded("DTEND")
     if isinstance(start, datetime):
         s, e = start.astimezone(tz), end.astimezone(tz)
-        day = f"{_WEEKDAYS[s.weekday()]} {s.day}.{s.month}.{s.year}"
-        return (f"{day} klo {s:%H.%M}–{e:%H.%M} ({_zone_words(tz)})",
+        day = _day(s, w)
+        at = f"{w['at']} " if w["at"] else ""
+        return (f"{day} {at}{s:%H.%M}–{e:%H.%M} ({_zone_words(tz, w)})",
                 s.isoformat(timespec="minutes"))
     last = date.fromordinal(end.toordinal() - 1)
-    text = f"{_WEEKDAYS[start.weekday()]} {start.day}.{start.month}.{start.year}"
+    text = _day(start, w)
     if last != start:
         text += f"–{last.day}.{last.month}.{last.year}"
-    return text + " (koko päivä / all day)", start.isoformat()
+    return f"{text} ({w['all_day']})", start.isoformat()
 
 
 def facts(inv: Invitation, event: Event, tz: ZoneInfo, *, programme_name: str,
-          page: str = "", feed: str = "") -> Facts:
-    """The facts of one message; the subject ends with the programme's name."""
+          page: str = "", feed: str = "", language: str | None = None) -> Facts:
+    """The facts of one message, in the mentor's language; the subject ends with the
+    programme's name and says "cancelled" once."""
+    w = words(language)
     title = str(event.get("SUMMARY", ""))
     if title.startswith(_CANCELLED_SUMMARY):
         title = title[len(_CANCELLED_SUMMARY):]
-    when, start = _when(event, tz)
-    day = when.split(" (")[0]
+    when, start = _when(event, tz, w)
+    day = when.split(" (")[0]  # with the time, without the zone
     if inv.method == CANCEL:
-        subject = f"Peruttu / Cancelled: {title}"
-        lead = ("Tämä tilaisuus on peruttu tai et ole enää sen mentori; se poistuu kalenteristasi.",
-                "This session is cancelled or you no longer mentor it; it leaves your calendar.")
+        subject, lead = f"{w['cancelled']}: {title}", w["lead_cancelled"]
     elif inv.reason == "changed":
-        subject = f"Päivitetty / Updated: {title}, {day}"
-        lead = ("Tilaisuuden tiedot ovat muuttuneet; kalenterisi päivittyy.",
-                "The session has changed; your calendar is updated.")
+        subject, lead = f"{w['updated']}: {title}, {day}", w["lead_updated"]
     else:
-        subject = f"Kutsu / Invitation: {title}, {day}"
-        lead = ("Sinut on kutsuttu mentoriksi Klash-tilaisuuteen.",
-                "You are invited as a mentor to a Klash session.")
+        subject, lead = f"{w['invited']}: {title}, {day}", w["lead_invited"]
     others = tuple(name for name, email in inv.attendees if email != inv.address and name)
     return Facts(title, when, start, str(event.get("LOCATION", "")), others,
                  str(event.get("DESCRIPTION", "")), str(event.get("URL", "")), page, feed,
-                 f"{subject} – {programme_name}", lead)
+                 f"{subject} – {programme_name}", lead, language or "fi", w)
 
 
 def plain_text(f: Facts) -> str:
     """The text/plain part: the lead, then one labelled line per fact."""
-    lines = [*f.lead, "", f.title, f"Aika / When: {f.when}"]
+    w = f.labels
+    lines = [f.lead, "", f.title, f"{w['when']}: {f.when}"]
     if f.place:
-        lines.append(f"Paikka / Where: {f.place}")
+        lines.append(f"{w['where']}: {f.place}")
     if f.others:
-        lines.append(f"Muut mentorit / Other mentors: {', '.join(f.others)}")
+        lines.append(f"{w['others']}: {', '.join(f.others)}")
     if f.description:
         lines += ["", f.description, ""]
-    if f.url:
-        lines.append(f"Lisätiedot / Details: {f.url}")
-    if f.page:
-        lines.append(f"Ohjelma / Programme: {f.page}")
-    if f.feed:
-        lines.append(f"Oma kalenterisyöte / Your calendar feed: {f.feed}")
+    for key, url in (("details", f.url), ("programme", f.page), ("feed", f.feed)):
+        if url:
+            lines.append(f"{w[key]}: {url}")
     return "\n".join(lines) + "\n"
 
 
@@ -118,24 +119,21 @@ def _link(label: str, url: str) -> str:
 
 def html_text(f: Facts) -> str:
     """The text/html part: the same facts as ``plain_text``, escaped, as one small HTML5 page."""
-    e = escape
-    rows = [f'<tr><th scope="row">Aika / When</th><td><time datetime="{e(f.start)}">{e(f.when)}'
+    e, w = escape, f.labels
+    rows = [f'<tr><th scope="row">{e(w["when"])}</th><td><time datetime="{e(f.start)}">{e(f.when)}'
             "</time></td></tr>"]
     if f.place:
-        rows.append(f'<tr><th scope="row">Paikka / Where</th><td>{e(f.place)}</td></tr>')
+        rows.append(f'<tr><th scope="row">{e(w["where"])}</th><td>{e(f.place)}</td></tr>')
     if f.others:
-        rows.append('<tr><th scope="row">Muut mentorit / Other mentors</th>'
-                    f"<td>{e(', '.join(f.others))}</td></tr>")
-    parts = ["<!DOCTYPE html>", '<html lang="fi">', "<head>", '<meta charset="utf-8">',
-             f"<title>{e(f.subject)}</title>", "</head>", "<body>",
-             f'<p>{e(f.lead[0])}<br><span lang="en">{e(f.lead[1])}</span></p>',
+        rows.append(f'<tr><th scope="row">{e(w["others"])}</th><td>{e(", ".join(f.others))}</td></tr>')
+    parts = ["<!DOCTYPE html>", f'<html lang="{e(f.language)}">', "<head>", '<meta charset="utf-8">',
+             f"<title>{e(f.subject)}</title>", "</head>", "<body>", f"<p>{e(f.lead)}</p>",
              f"<h1>{e(f.title)}</h1>", "<table>", "<tbody>", *rows, "</tbody>", "</table>"]
     if f.description:
         paragraphs = [p for p in f.description.split("\n\n") if p.strip()]
         parts += [f"<p>{'<br>'.join(e(line) for line in p.splitlines())}</p>" for p in paragraphs]
-    links = [_link(label, url) for label, url in (
-        ("Lisätiedot / Details", f.url), ("Ohjelma / Programme", f.page),
-        ("Oma kalenterisyöte / Your calendar feed", f.feed)) if url]
+    links = [_link(w[key], url) for key, url in (
+        ("details", f.url), ("programme", f.page), ("feed", f.feed)) if url]
     if links:
         parts += ["<ul>", *links, "</ul>"]
     parts += ["</body>", "</html>"]

@@ -163,7 +163,8 @@ def send(
                 msg = build_message(inv, programme_name=info.name, organiser=info.organiser,
                                     organiser_email=info.organiser_email, timezone=info.timezone,
                                     uid_domain=info.uid_domain, now=at,
-                                    page=snapshot.base_url or "", public_feeds=public_feeds)
+                                    page=snapshot.base_url or "", public_feeds=public_feeds,
+                                    language=language_of(snapshot, inv.mentor))
                 outcome = transport.send(msg, info.organiser_email, inv.address)
                 if not outcome.ok and outcome.temporary and not transport.connect().ok:
                     unreachable = outcome  # no server: keep the rest pending, do not hammer it
@@ -269,3 +270,9 @@ class Invitations:
 
     def close(self, finished: bool) -> None:
         self.outbox.close()
+
+
+def language_of(snapshot: Snapshot, mentor: str) -> str | None:
+    """The language a mentor's invitations are written in (Finnish for one who has left)."""
+    found = snapshot.programme.mentor(mentor)
+    return found.language if found is not None else None

@@ -110,7 +110,7 @@ def _mentor_feed(page: str, mentor: str) -> str:
 
 def build_message(inv: Invitation, *, programme_name: str, organiser: str, organiser_email: str,
                   timezone: str, uid_domain: str, now: datetime, page: str = "",
-                  public_feeds: bool = True) -> EmailMessage:
+                  public_feeds: bool = True, language: str | None = None) -> EmailMessage:
     """The whole e-mail, ready for ``smtp.Transport``; the same inputs give the same message.
 
     ``page`` is the public address of the programme's page (``KLASH_PUBLIC_URL``), if known;
@@ -121,7 +121,7 @@ def build_message(inv: Invitation, *, programme_name: str, organiser: str, organ
                          organiser_email=organiser_email, now=now)
     event = cast(Event, Calendar.from_ical(body).walk("VEVENT")[0])
     said = facts(inv, event, ZoneInfo(timezone), programme_name=programme_name, page=page,
-                 feed=_mentor_feed(page, inv.mentor) if public_feeds else "")
+                 feed=_mentor_feed(page, inv.mentor) if public_feeds else "", language=language)
     msg = EmailMessage(policy=SMTP)
     msg["From"] = mailbox("From", organiser, organiser_email)
     msg["To"] = mailbox("To", inv.name, inv.address)
