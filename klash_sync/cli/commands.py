@@ -185,6 +185,13 @@ def cmd_invites(args: argparse.Namespace) -> int:
     for n, inv in enumerate(plan.messages, 1):
         msg = message_for(inv, snapshot, at)
         output.say(invitation_line(inv))
+        if inv.session in snapshot.happened:
+            # an edit no writer has recorded yet (the daemon records each within
+            # KLASH_DEBOUNCE): its times, and a new session's SEQUENCE (seconds since 2020,
+            # see state/revisions), are fixed by the first command that records it
+            output.say("    (not yet in the state store: its times"
+                       f"{' and SEQUENCE' if snapshot.happened[inv.session] == 'added' else ''}"
+                       " are fixed when it is recorded)")
         output.say(f"    Subject: {msg['Subject']}")
         if folder is not None:
             name = folder / f"{n:03d}-{inv.session}-{inv.mentor}-{inv.method.lower()}.eml"

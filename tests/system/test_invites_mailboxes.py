@@ -165,9 +165,16 @@ def test_the_preview_writes_the_messages_that_are_then_sent(tmp_path, smtp):
     # a reschedule, Ulla taken off and Milja's address changed at once
     rig.path.write_text(programme(day=f"{Y}-11-15", mentors=("milja",), milja="mkopsi"),
                         encoding="utf-8")
+    early = run_cli("invites", env=rig.env)  # before any writer has recorded the edit
+    assert "(not yet in the state store: its times are fixed when it is recorded)" in early.out
+    # as the daemon does within KLASH_DEBOUNCE of the edit (then waits KLASH_INVITE_DELAY):
+    # a writer records the edit; from then on the preview is the message
+    recorded = run_cli("export", "--all", str(tmp_path / "site"), env=rig.env)
+    assert recorded.code == 0, recorded.err
     folder = tmp_path / "preview"
     preview = run_cli("invites", "--messages", str(folder), env=rig.env)
     assert preview.code == 0, preview.err
+    assert "not yet in the state store" not in preview.out
     files = sorted(folder.iterdir())
     sent = rig.send(rig.path.read_text(encoding="utf-8"))
     assert len(files) == len(sent) == 3

@@ -246,11 +246,8 @@ def plan_invitations(
         mentor_id = owner.get(address, last.mentor)
         known = programme.mentor(last.mentor)
         name = known.name if known is not None else last.mentor
-        if still is None:
-            reason = "removed"
-        else:
-            moved = last.mentor in mentors and last.mentor in still.mentors
-            reason = "address changed" if moved else "taken off"
+        moved = still is not None and last.mentor in mentors and last.mentor in still.mentors
+        reason = "removed" if still is None else "address changed" if moved else "taken off"
         now_rev = snapshot.revisions.get(session_id) if still is not None else None
         consider(Invitation(mentor_id, name, last.address, session_id, CANCEL, 0,
                             _digest(CANCEL, session_id, last.address), last.event,
