@@ -11,7 +11,7 @@ from pathlib import Path
 from klash_sync.cli import output
 from klash_sync.cli.operate import export_site, now, rotate_feed, send_invites, settings_of, writer
 from klash_sync.deliver.caldav.plan import Create, Delete, Update
-from klash_sync.deliver.invite.channel import plan_now
+from klash_sync.deliver.invite.channel import message_for, plan_now
 from klash_sync.deliver.invite.outbox import Outbox
 from klash_sync.errors import UserError
 from klash_sync.programme.load import load
@@ -173,21 +173,46 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_invites(args: argparse.Namespace) -> int:
-    """The preview (like ``plan``: on a read-only store, writes nothing), or ``--send``."""
+    """The preview (like ``plan``: on a read-only store, writes nothing), or ``--send``.
+
+    Each line is built from the very message ``--send`` would hand over (``message_for``):
+    METHOD, SEQUENCE, recipient and Subject; ``--messages DIR`` writes those messages."""
     settings = settings_of(args)
     programme = load(settings.programme)
     if args.send:
         return send_invites(settings, programme, args)
     store = Store.readonly(settings.state_db)
     try:
-        snapshot = publish(programme, store, now=now(), base_url=settings.event_base_url)
-        plan = plan_now(snapshot, Outbox(store), now=now())
+        at = now()
+        snapshot = publish(programme, store, now=at, base_url=settings.event_base_url)
+        plan = plan_now(snapshot, Outbox(store), now=at)
     finally:
         store.close()
+    folder: Path | None = args.messages
+    if folder is not None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{folder}: cannot make the folder ({e.strerror})") from None
     if not plan.messages and not plan.held:
         output.say("no invitations to send")
-    for inv in plan.messages:
+    for n, inv in enumerate(plan.messages, 1):
+        msg = message_for(inv, snapshot, at, public_feeds=not settings.private_feeds)
         output.say(invitation_line(inv))
+        if inv.session in snapshot.happened:
+            # an edit no writer has recorded yet (the daemon records each within
+            # KLASH_DEBOUNCE): its times, and a new session's SEQUENCE (seconds since 2020,
+            # see state/revisions), are fixed by the first command that records it
+            output.say("    (not yet in the state store: its times"
+                       f"{' and SEQUENCE' if snapshot.happened[inv.session] == 'added' else ''}"
+                       " are fixed when it is recorded)")
+        output.say(f"    Subject: {msg['Subject']}")
+        if folder is not None:
+            name = folder / f"{n:03d}-{inv.session}-{inv.mentor}-{inv.method.lower()}.eml"
+            try:
+                name.write_bytes(msg.as_bytes())
+            except OSError as e:
+                raise UserError(f"{name}: cannot be written ({e.strerror})") from None
     for line in held_lines(plan.held):
         output.say(line)
     if plan.waiting:

@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "without waiting for KLASH_INVITE_DELAY. Exit 1 when one failed or was held.")
     _common(p)
     p.add_argument("--send", action="store_true", help="send them now")
+    p.add_argument("--messages", type=Path, metavar="DIR",
+                   help="also write each message the next send would hand over, as DIR/NNN-"
+                   "SESSION-MENTOR-METHOD.eml (the same bytes but Date; writes nothing else)")
     p.add_argument("--allow-mass-cancel", action="store_true",
                    help="send cancellations for more than half of a mentor's upcoming sessions")
     p.set_defaults(func=commands.cmd_invites)

@@ -64,11 +64,23 @@ def problems(programme: Programme) -> Iterator[Problem]:
 def mentor_problems(mentors: Iterable[tuple[int, Mentor]], *, sender: bool) -> Iterator[Problem]:
     """``problems`` for the given mentors, each with its index in the file: the loader also
     asks it about the mentors that are valid in a file that is not, so that one mistake
-    does not hide another. ``sender``: the programme names an ``organiser_email``."""
+    does not hide another. ``sender``: the programme names an ``organiser_email``.
+
+    Two invited mentors at one address (a team mailbox) are refused: that mailbox's
+    calendar holds one copy of each session, so taking one of them off a session would
+    cancel it for the other as well."""
+    addresses: dict[str, str] = {}
     for index, mentor in mentors:
         if not mentor.invite:
             continue
         place = f"mentor '{mentor.id}'"
+        if mentor.email is not None:
+            other = addresses.setdefault(mentor.email.lower(), mentor.id)
+            if other != mentor.id:
+                yield ("mentors", index, place, "email",
+                       f"mentor '{other}' and mentor '{mentor.id}' both get invitations at "
+                       f"{mentor.email}: one calendar cannot keep a session for one and cancel it "
+                       "for the other; give each their own address")
         if mentor.email is None:
             yield ("mentors", index, place, "invite",
                    "invitations need the mentor's address: add email = \"…\"")

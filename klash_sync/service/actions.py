@@ -127,7 +127,7 @@ def summary_lines(results: list[CalendarResult], *, table: bool) -> list[str]:
 
 def invitation_line(inv: Invitation) -> str:
     return (f"  {inv.method:<8}{inv.session:<28} SEQUENCE {inv.sequence:<6} to {inv.mentor} "
-            f"({inv.reason})")
+            f"<{inv.address}> ({inv.reason})")
 
 
 def held_lines(held: dict[str, list[Invitation]]) -> Iterable[str]:

@@ -10,7 +10,10 @@ into ``state/``, then ``state/schema.py``):
   3    ``1e4ec5d`` the page and its change log: ``sessions.summary``
                    (``443571d``, the release the upgrade test installs, is one)
   4    ``10d0464`` Swedish: ``changes.text_sv``
-  5    this one    the same tables as 4; the version is recorded (``user_version``)
+  5    ``5ee028b`` the same tables as 4; the version is recorded (``user_version``)
+  6    this one    the invitations' outbox (``deliver/invite/outbox``) per address:
+                   ``invite_sent`` and ``invite_pending`` keyed by (address, session),
+                   addresses in lower case; ``invite_sent.attendees``, ``.organiser``
 =====  ==========  ==============================================================
 
 ``shipped`` tells them apart by shape. ``STEPS[n - 1]`` takes a store from version n to
@@ -103,7 +106,49 @@ def _to_5(db: sqlite3.Connection) -> None:
     """No table changes: from 5 on, the store records its version (set by ``prepare``)."""
 
 
-STEPS: list[Callable[[sqlite3.Connection], None]] = [_to_2, _to_3, _to_4, _to_5]
+def _to_6(db: sqlite3.Connection) -> None:
+    """The outbox per address, not per mentor: a calendar is an address's, so a mentor's
+    change of address leaves copies at the old one that must be cancelled there.
+
+    Each table is rebuilt with the new key (SQLite cannot change a primary key in place).
+    Two mentors who shared one address before (``validate`` refuses that from now on) had
+    one row each; the one with the higher SEQUENCE is kept, as it is what their calendar
+    last accepted. A store whose outbox was never made has nothing to rebuild (the outbox
+    makes its tables in this shape when it first opens)."""
+    tables = _tables(db)
+    if "invite_sent" in tables and "attendees" not in columns(db, "invite_sent"):
+        db.execute("ALTER TABLE invite_sent RENAME TO invite_sent_v5")
+        db.execute(
+            "CREATE TABLE invite_sent (mentor TEXT NOT NULL, session TEXT NOT NULL, "
+            "address TEXT NOT NULL, sequence INTEGER NOT NULL, hash TEXT NOT NULL, "
+            "method TEXT NOT NULL, event BLOB NOT NULL, ends TEXT NOT NULL, sent_at TEXT NOT NULL, "
+            "attendees TEXT NOT NULL DEFAULT '', organiser TEXT NOT NULL DEFAULT '', "
+            "PRIMARY KEY (address, session))")
+        db.execute("INSERT OR REPLACE INTO invite_sent (mentor, session, address, sequence, hash, "
+                   "method, event, ends, sent_at) SELECT mentor, session, lower(address), sequence, "
+                   "hash, method, event, ends, sent_at FROM invite_sent_v5 ORDER BY sequence")
+        db.execute("DROP TABLE invite_sent_v5")
+    if "invite_pending" in tables and _key(db, "invite_pending") != ["address", "session"]:
+        db.execute("ALTER TABLE invite_pending RENAME TO invite_pending_v5")
+        db.execute(
+            "CREATE TABLE invite_pending (mentor TEXT NOT NULL, session TEXT NOT NULL, "
+            "sequence INTEGER NOT NULL, hash TEXT NOT NULL, method TEXT NOT NULL, "
+            "state TEXT NOT NULL, address TEXT NOT NULL, event BLOB NOT NULL, ends TEXT NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 0, next_try TEXT, answer TEXT, since TEXT NOT NULL, "
+            "PRIMARY KEY (address, session))")
+        db.execute("INSERT OR REPLACE INTO invite_pending SELECT mentor, session, sequence, hash, "
+                   "method, state, lower(address), event, ends, attempts, next_try, answer, since "
+                   "FROM invite_pending_v5 ORDER BY sequence")
+        db.execute("DROP TABLE invite_pending_v5")
+
+
+def _key(db: sqlite3.Connection, table: str) -> list[str]:
+    """A table's primary key columns, in order."""
+    rows = sorted((r[5], r[1]) for r in db.execute(f"PRAGMA table_info({table})") if r[5])
+    return [name for _, name in rows]
+
+
+STEPS: list[Callable[[sqlite3.Connection], None]] = [_to_2, _to_3, _to_4, _to_5, _to_6]
 
 
 # ------------------------------------------------------------------- copy

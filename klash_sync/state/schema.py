@@ -2,8 +2,8 @@
 
 One place for the SQL that every other module of ``state`` reads and writes. Parts
 above that keep their own records in the same file (the invitations' outbox, the
-backoff) add their tables through ``Store.add_schema``, not here; their tables have
-not changed since they were made, and a change to one is a new version here too.
+backoff) add their tables through ``Store.add_schema``, not here; a change to one is a
+new version here too, with its step (the outbox's, keyed by address, is version 6).
 
 **The version** is SQLite's ``PRAGMA user_version`` (four bytes in the file's header,
 written in the same transaction as the tables, and readable from the header alone
@@ -22,8 +22,9 @@ from collections.abc import Callable
 from klash_sync.state.migrations import STEPS, shipped, statements
 
 # The schema this code reads and writes. 1 to 4 shipped unmarked (see migrations.py);
-# 5 is the first that records itself. A change to any table: VERSION + 1, one more step.
-VERSION = 5
+# 5 is the first that records itself; 6 keys the invitations' outbox by address. A change
+# to any table: VERSION + 1, one more step.
+VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (

@@ -27,7 +27,7 @@ SHIPPED = shipped_schemas()
 def test_every_shipped_schema_is_known():
     # 236f5ea, c0d7139, 1e4ec5d, 10d0464: versions 1 to 4; this code is the first to record one.
     assert [c for c, _ in SHIPPED][:4] == ["236f5ea", "c0d7139", "1e4ec5d", "10d0464"], SHIPPED
-    assert len(SHIPPED) == VERSION - 1
+    assert len(SHIPPED) == 4  # 5 on record their version and are upgraded by the steps alone
     assert len(STEPS) == VERSION - 1  # one step per version
 
 
@@ -181,3 +181,46 @@ def test_an_upgrade_that_fails_leaves_the_store_as_it_was(tmp_path):
     assert rows(path) == before
     assert user_version(path) == 0
     assert rows(path.with_name("state.sqlite3.schema-1.bak")) == before
+
+
+# The invitations' outbox as schema 5 (5ee028b) made it: keyed by (mentor, session).
+OUTBOX_5 = """
+CREATE TABLE invite_sent (mentor TEXT NOT NULL, session TEXT NOT NULL, address TEXT NOT NULL,
+    sequence INTEGER NOT NULL, hash TEXT NOT NULL, method TEXT NOT NULL, event BLOB NOT NULL,
+    ends TEXT NOT NULL, sent_at TEXT NOT NULL, PRIMARY KEY (mentor, session));
+CREATE TABLE invite_pending (mentor TEXT NOT NULL, session TEXT NOT NULL,
+    sequence INTEGER NOT NULL, hash TEXT NOT NULL, method TEXT NOT NULL, state TEXT NOT NULL,
+    address TEXT NOT NULL, event BLOB NOT NULL, ends TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_try TEXT, answer TEXT, since TEXT NOT NULL,
+    PRIMARY KEY (mentor, session));
+"""
+
+
+def test_a_schema_5_outbox_is_kept_per_address(tmp_path):
+    from klash_sync.deliver.invite.outbox import Outbox
+    from klash_sync.state.schema import SCHEMA
+
+    path = tmp_path / "state.sqlite3"
+    build_store(path, SCHEMA + OUTBOX_5)
+    db = sqlite3.connect(path, isolation_level=None)
+    at = "2030-01-01T10:00:00+00:00"
+    for mentor, address, sequence in (("milja", "Milja@Example.test", 5), ("team-a", "team@x.test", 3),
+                                      ("team-b", "team@x.test", 4)):
+        db.execute("INSERT INTO invite_sent VALUES (?,?,?,?,?,?,?,?,?)",
+                   (mentor, "s1", address, sequence, "h", "REQUEST", b"EV", at, at))
+    db.execute("INSERT INTO invite_pending VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+               ("milja", "s2", 9, "h", "REQUEST", "retry", "Milja@Example.test", b"EV", at, 1, at,
+                "451 later", at))
+    db.execute("PRAGMA user_version = 5")
+    db.close()
+    store = Store(path)
+    outbox = Outbox(store)
+    sent, pending = outbox.sent(), outbox.pending()
+    store.close()
+    assert user_version(path) == VERSION
+    assert sorted((k, v.mentor, v.sequence) for k, v in sent.items()) == [
+        (("milja@example.test", "s1"), "milja", 5),
+        (("team@x.test", "s1"), "team-b", 4)]  # one calendar: the copy it accepted last
+    assert [(k, v.state, v.attempts, v.answer) for k, v in pending.items()] == [
+        (("milja@example.test", "s2"), "retry", 1, "451 later")]
+    assert path.with_name("state.sqlite3.schema-5.bak").exists()

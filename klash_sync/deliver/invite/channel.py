@@ -20,12 +20,14 @@ per mentor, read from the outbox after every pass.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
 
 from klash_sync.clock import Clock
 from klash_sync.deliver import base
@@ -125,6 +127,25 @@ def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime,
                             organiser_email=email, retry_waiting=retry_waiting, only=only)
 
 
+def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,
+                public_feeds: bool) -> EmailMessage:
+    """The e-mail of one invitation, as ``send`` hands it over and ``invites --messages``
+    writes it: one function, so the preview is the message. ``public_feeds``: it links the
+    mentor's feed (a private feed's address is a secret, never mailed)."""
+    info = snapshot.programme.programme
+    assert info.organiser_email is not None
+    msg = build_message(inv, programme_name=info.name, organiser=info.organiser,
+                        organiser_email=info.organiser_email, timezone=info.timezone,
+                        uid_domain=info.uid_domain, now=at, page=snapshot.base_url or "",
+                        public_feeds=public_feeds, language=language_of(snapshot, inv.mentor))
+    # MIME boundaries from the invitation, not at random: the same message, the same bytes
+    # ('=_' and '.' never occur in base64 or quoted-printable lines)
+    seed = hashlib.sha256(f"{inv.key}|{inv.sequence}|{inv.hash}".encode()).hexdigest()[:24]
+    for n, part in enumerate(p for p in msg.walk() if p.is_multipart()):
+        part.set_boundary(f"=_klash.{seed}.{n}")
+    return msg
+
+
 def send(
     snapshot: Snapshot,
     outbox: Outbox,
@@ -160,11 +181,7 @@ def send(
             outbox.record_pending(inv, at)
             started, tried = time.monotonic(), unreachable is None
             if unreachable is None:
-                msg = build_message(inv, programme_name=info.name, organiser=info.organiser,
-                                    organiser_email=info.organiser_email, timezone=info.timezone,
-                                    uid_domain=info.uid_domain, now=at,
-                                    page=snapshot.base_url or "", public_feeds=public_feeds,
-                                    language=language_of(snapshot, inv.mentor))
+                msg = message_for(inv, snapshot, at, public_feeds=public_feeds)
                 outcome = transport.send(msg, info.organiser_email, inv.address)
                 if not outcome.ok and outcome.temporary and not transport.connect().ok:
                     unreachable = outcome  # no server: keep the rest pending, do not hammer it

@@ -61,7 +61,7 @@ def itip_event(inv: Invitation, *, organiser: str, organiser_email: str, now: da
     event = cast(Event, Event.from_ical(inv.event))
     for name in ("SEQUENCE", "DTSTAMP", "ORGANIZER", "ATTENDEE"):
         event.pop(name, None)
-    event.add("DTSTAMP", now.astimezone(UTC))
+    event.add("DTSTAMP", (inv.stamp or now).astimezone(UTC))  # the version's own moment
     event.add("SEQUENCE", inv.sequence)
     org = _address(organiser_email)
     org.params["CN"] = vText(organiser)
@@ -76,7 +76,8 @@ def itip_event(inv: Invitation, *, organiser: str, organiser_email: str, now: da
         event.add("ATTENDEE", att)
     if inv.method == CANCEL:
         event.pop("STATUS", None)
-        event.add("STATUS", "CANCELLED")
+        if not inv.partial:  # RFC 5546 3.2.5: not when uninviting some attendees only
+            event.add("STATUS", "CANCELLED")
         event.subcomponents = [c for c in event.subcomponents if c.name != "VALARM"]
     return event
 

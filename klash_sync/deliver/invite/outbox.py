@@ -4,10 +4,14 @@ Two tables beside the store's own, in the same SQLite file, through a connection
 their own (WAL lets both write safely), so the invitation channel needs nothing from
 the store's internals:
 
-* ``invite_sent``: per (mentor, session) the last message an SMTP server accepted:
-  SEQUENCE, content hash, METHOD, the VEVENT (to cancel it later by name) and when
-  the session ends (never mail about the past).
-* ``invite_pending``: per (mentor, session) the message recorded *before* it is handed
+* ``invite_sent``: per (address, session) the last message an SMTP server accepted:
+  whose mailbox it is, SEQUENCE, content hash, METHOD, the VEVENT (to cancel it later
+  by name), when the session ends as sent (a copy that is still upcoming is kept right),
+  when it was sent, the attendees it named and the organiser it came from. Per address,
+  not per mentor, because a calendar is an address's: a mentor whose address changes
+  leaves copies at the old one, and those get their CANCELs (schema 6; see
+  ``state/migrations``). Addresses are kept in lower case: one mailbox, one key.
+* ``invite_pending``: per (address, session) the message recorded *before* it is handed
   to the SMTP server, with its state: ``sending``, ``retry`` (a 4xx answer or no
   server: tried again after a backoff) or ``failed`` (a 5xx answer: shown, not retried
   with the same content).
@@ -41,7 +45,9 @@ CREATE TABLE IF NOT EXISTS invite_sent (
     event BLOB NOT NULL,
     ends TEXT NOT NULL,
     sent_at TEXT NOT NULL,
-    PRIMARY KEY (mentor, session)
+    attendees TEXT NOT NULL DEFAULT '',
+    organiser TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (address, session)
 );
 CREATE TABLE IF NOT EXISTS invite_pending (
     mentor TEXT NOT NULL,
@@ -57,7 +63,7 @@ CREATE TABLE IF NOT EXISTS invite_pending (
     next_try TEXT,
     answer TEXT,
     since TEXT NOT NULL,
-    PRIMARY KEY (mentor, session)
+    PRIMARY KEY (address, session)
 );
 """
 
@@ -100,10 +106,13 @@ class Outbox:
     def sent(self) -> dict[tuple[str, str], Sent]:
         with self.store.reading() as db:
             rows = db.execute(
-                "SELECT mentor, session, address, sequence, hash, method, event, ends FROM invite_sent"
+                "SELECT mentor, session, address, sequence, hash, method, event, ends, attendees, "
+                "organiser, sent_at FROM invite_sent"
             ).fetchall()
-        return {(r[0], r[1]): Sent(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]),
-                                   datetime.fromisoformat(r[7])) for r in rows}
+        return {(r[2], r[1]): Sent(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]),
+                                   datetime.fromisoformat(r[7]),
+                                   tuple(a for a in r[8].split(" ") if a), r[9],
+                                   datetime.fromisoformat(r[10])) for r in rows}
 
     def pending(self) -> dict[tuple[str, str], Pending]:
         with self.store.reading() as db:
@@ -111,7 +120,7 @@ class Outbox:
                 "SELECT mentor, session, sequence, hash, method, state, address, event, ends, "
                 "attempts, next_try, answer FROM invite_pending"
             ).fetchall()
-        return {(r[0], r[1]): Pending(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]),
+        return {(r[6], r[1]): Pending(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bytes(r[7]),
                                       datetime.fromisoformat(r[8]), r[9],
                                       datetime.fromisoformat(r[10]) if r[10] else None, r[11])
                 for r in rows}
@@ -156,36 +165,36 @@ class Outbox:
     def record_pending(self, inv: Invitation, now: datetime) -> None:
         """Before the message goes to the SMTP server: what is about to be sent."""
         with self.store.transaction() as db:
-            row = db.execute("SELECT hash, attempts, since FROM invite_pending WHERE mentor=? AND "
-                             "session=?", (inv.mentor, inv.session)).fetchone()
+            row = db.execute("SELECT hash, attempts, since FROM invite_pending WHERE address=? AND "
+                             "session=?", inv.key).fetchone()
             attempts = row[1] if row and row[0] == inv.hash else 0
             since = row[2] if row and row[0] == inv.hash else _iso(now)
             db.execute(
                 "INSERT OR REPLACE INTO invite_pending (mentor, session, sequence, hash, method, "
                 "state, address, event, ends, attempts, next_try, answer, since) "
                 "VALUES (?,?,?,?,?,'sending',?,?,?,?,NULL,"
-                "(SELECT answer FROM invite_pending WHERE mentor=? AND session=? AND hash=?),?)",
-                (inv.mentor, inv.session, inv.sequence, inv.hash, inv.method, inv.address,
-                 inv.event, _iso(inv.ends), attempts, inv.mentor, inv.session, inv.hash, since),
+                "(SELECT answer FROM invite_pending WHERE address=? AND session=? AND hash=?),?)",
+                (inv.mentor, inv.session, inv.sequence, inv.hash, inv.method, inv.key[0],
+                 inv.event, _iso(inv.ends), attempts, *inv.key, inv.hash, since),
             )
 
     def record_sent(self, inv: Invitation, now: datetime) -> None:
         """After the SMTP server's 250: the new last-sent version, nothing pending."""
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO invite_sent VALUES (?,?,?,?,?,?,?,?,?)",
-                (inv.mentor, inv.session, inv.address, inv.sequence, inv.hash, inv.method,
-                 inv.event, _iso(inv.ends), _iso(now)),
+                "INSERT OR REPLACE INTO invite_sent VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (inv.mentor, inv.session, inv.key[0], inv.sequence, inv.hash, inv.method,
+                 inv.event, _iso(inv.ends), _iso(now),
+                 " ".join(sorted(a.lower() for _, a in inv.attendees)), inv.organiser),
             )
-            db.execute("DELETE FROM invite_pending WHERE mentor=? AND session=?",
-                       (inv.mentor, inv.session))
+            db.execute("DELETE FROM invite_pending WHERE address=? AND session=?", inv.key)
 
     def record_failure(self, inv: Invitation, answer: str, *, temporary: bool, now: datetime,
                        retry_max: float) -> datetime | None:
         """A refusal: retry later with backoff (4xx, no server) or mark failed (5xx)."""
         with self.store.transaction() as db:
-            row = db.execute("SELECT attempts FROM invite_pending WHERE mentor=? AND session=?",
-                             (inv.mentor, inv.session)).fetchone()
+            row = db.execute("SELECT attempts FROM invite_pending WHERE address=? AND session=?",
+                             inv.key).fetchone()
             attempts = (row[0] if row else 0) + 1
             next_try = None
             if temporary:
@@ -193,9 +202,9 @@ class Outbox:
                 next_try = datetime.fromtimestamp(now.timestamp() + pause, UTC)
             db.execute(
                 "UPDATE invite_pending SET state=?, attempts=?, next_try=?, answer=? "
-                "WHERE mentor=? AND session=?",
+                "WHERE address=? AND session=?",
                 ("retry" if temporary else "failed", attempts,
-                 _iso(next_try) if next_try else None, answer, inv.mentor, inv.session),
+                 _iso(next_try) if next_try else None, answer, *inv.key),
             )
         return next_try
 
@@ -204,12 +213,12 @@ class Outbox:
         given): the planner has already turned any that may have reached a calendar into a
         CANCEL (which is kept)."""
         with self.store.transaction() as db:
-            rows = (db.execute("SELECT mentor, session FROM invite_pending") if mentor is None else
-                    db.execute("SELECT mentor, session FROM invite_pending WHERE mentor=?", (mentor,)))
-            for who, session in rows.fetchall():
-                if (who, session) not in keep:
-                    db.execute("DELETE FROM invite_pending WHERE mentor=? AND session=?",
-                               (who, session))
+            rows = (db.execute("SELECT address, session FROM invite_pending") if mentor is None else
+                    db.execute("SELECT address, session FROM invite_pending WHERE mentor=?", (mentor,)))
+            for address, session in rows.fetchall():
+                if (address, session) not in keep:
+                    db.execute("DELETE FROM invite_pending WHERE address=? AND session=?",
+                               (address, session))
 
     def due_retries(self, now: datetime) -> set[str]:
         """The mentors with a message waiting out a 4xx answer whose time has come."""

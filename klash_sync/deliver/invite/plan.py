@@ -1,16 +1,18 @@
 """What invitations should go out now: a pure function of the programme and the outbox.
 
-For every mentor with ``invite = true`` and every session, the planner compares what
-the mentor's calendar should hold (a REQUEST for each of their sessions, nothing, or
-a CANCEL for one they had been sent and no longer have) with what was last sent
-(``Sent``) and what is already on its way (``Pending``), and returns one
-``Invitation`` per (mentor, session) that differs. It never plans anything for a
-session that has ended: mailing people about the past only confuses their calendars.
+A calendar is an address's, so everything here is per (address, session). For every
+mentor with ``invite = true`` and every session of theirs, the planner compares what
+their address should hold (a REQUEST, or a CANCEL for a cancelled session it was sent)
+with what it was last sent (``Sent``) and what is on its way (``Pending``); every copy
+an address still holds as upcoming but should not (a session removed, a mentor taken
+off or gone, a mentor's old address) gets a CANCEL. One ``Invitation`` per difference.
+The past is left alone: no first invitation to a session that has ended, but a copy
+that is upcoming in a calendar follows its session, also into the past.
 
-SEQUENCE is the store's revision of the session, but never lower than one above
-what this mentor was last sent or was about to be sent: the store's number does not
-move when only an address changes or a session is removed, and a calendar ignores a
-message whose SEQUENCE is not higher than the one it filed.
+SEQUENCE is the store's revision of the session, but never lower than one above what
+this address was last sent or was about to be sent: the store's number does not move
+when an address changes or a session is removed, and a calendar ignores a message whose
+SEQUENCE is not higher than the one it filed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -42,7 +44,10 @@ class Sent:
     hash: str
     method: str
     event: bytes  # the VEVENT as sent, so that a later CANCEL can name what it cancels
-    ends: datetime
+    ends: datetime  # when the session ends, as sent
+    attendees: tuple[str, ...] = ()  # the ATTENDEE addresses it named
+    organiser: str = ""  # the ORGANIZER address it came from
+    sent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -77,11 +82,19 @@ class Invitation:
     event: bytes  # the VEVENT of the feed (or, for a session that is gone, the one last sent)
     attendees: tuple[tuple[str, str], ...]  # (name, address) of the session's mentors
     ends: datetime
-    reason: str  # new | changed | cancelled | removed | taken off
+    reason: str  # new | changed | cancelled | removed | taken off | address changed
+    organiser: str = ""  # the ORGANIZER address it is sent from
+    stamp: datetime | None = None  # DTSTAMP: fixed per session (SEQUENCE orders; None: now)
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.mentor, self.session)
+    def key(self) -> tuple[str, str]:  # the outbox's: one calendar (address), one session
+        return (self.address.lower(), self.session)
+
+    @property
+    def partial(self) -> bool:
+        """A CANCEL that uninvites this attendee from a session that goes on (RFC 5546
+        section 3.2.5): it must not carry STATUS:CANCELLED."""
+        return self.method == CANCEL and self.reason in ("taken off", "address changed")
 
 
 @dataclass
@@ -119,9 +132,8 @@ def content(session: Session, programme: Programme) -> dict[str, object]:
 
     Hence not ``render.ical.fingerprint``, which includes the mentors' names (so a change
     of the list raises SEQUENCE for the feeds and pushed calendars). The digest (``_digest``
-    of this, the recipient's and the organiser's address) is kept per (mentor, session)
-    in ``invite_sent``: a new formula would make every stored digest differ and mail
-    every invited mentor again on the first run after an upgrade."""
+    of this, the recipient's and the organiser's address) is kept per (address, session)
+    in ``invite_sent``: a new formula would mail every invited mentor again."""
     info = programme.programme
     return {
         "render": RENDER_VERSION,
@@ -144,33 +156,41 @@ def plan_invitations(
     retry_waiting: bool = False,
     only: str | None = None,
 ) -> InvitePlan:
-    """The invitations that make every invited mentor's calendar match the programme.
+    """The invitations that make every address's calendar match the programme.
 
-    ``pending`` entries that failed for good (5xx) are not retried with the same content;
-    those waiting out a 4xx answer are counted in ``waiting`` until their time comes. With
-    ``retry_waiting`` (a person ran ``invites --send``) both are tried again now.
+    ``sent`` and ``pending`` are keyed by (address in lower case, session): a calendar
+    is an address's. ``pending`` entries that failed for good (5xx) are not retried with
+    the same content; those waiting out a 4xx answer are counted in ``waiting`` until
+    their time comes. With ``retry_waiting`` (``invites --send``) both are tried again now.
 
-    ``only`` plans for one mentor's mailbox: every decision here is per (mentor, session),
-    the guard per mentor, so planning one mentor from their own records is the same as
-    taking their part of the whole plan.
+    ``only`` keeps one mentor's mailbox of the whole plan: the messages to the addresses
+    that are theirs now, or were theirs and belong to nobody else now.
     """
-    if only is not None:
-        sent = {k: v for k, v in sent.items() if k[0] == only}
-        pending = {k: v for k, v in pending.items() if k[0] == only}
     programme = snapshot.programme
     tz = ZoneInfo(programme.programme.timezone)
     sessions = {s.id: s for s in programme.sessions}
     result = InvitePlan()
     wanted: dict[tuple[str, str], Invitation] = {}
-    mentors = {m.id: m for m in invited(programme) if only is None or m.id == only}
+    waiting: dict[str, int] = {}
+    mentors = {m.id: m for m in invited(programme)}
+    owner = {(m.email or "").lower(): m.id for m in mentors.values()}  # one each: validate
+
+    # What each address may hold: every REQUEST accepted, and every REQUEST that was being
+    # handed over when we stopped (the server may have taken it).
+    held_now: dict[tuple[str, str], Sent] = {
+        k: Sent(p.mentor, p.session, p.address, p.sequence, p.hash, p.method, p.event, p.ends)
+        for k, p in pending.items() if p.state == "sending" and p.method == REQUEST
+    }
+    held_now.update({k: v for k, v in sent.items() if v.method == REQUEST or k not in held_now})
+
+    def upcoming_copy(key: tuple[str, str]) -> bool:
+        """The address holds this session as still to come (as it was last sent)."""
+        last = held_now.get(key)
+        return last is not None and last.method == REQUEST and last.ends > now
 
     def sequence_for(key: tuple[str, str], base: int) -> int:
-        floor = base
-        if key in sent:
-            floor = max(floor, sent[key].sequence + 1)
-        if key in pending:
-            floor = max(floor, pending[key].sequence + 1)
-        return floor
+        above = [r.sequence + 1 for r in (sent.get(key), pending.get(key)) if r is not None]
+        return max([base, *above])
 
     def consider(inv: Invitation, base: int) -> None:
         key = inv.key
@@ -178,27 +198,29 @@ def plan_invitations(
         if last is not None and last.hash == inv.hash:
             return  # the calendar has exactly this
         result.keep.add(key)
-        waiting = pending.get(key)
-        if waiting is not None and waiting.hash == inv.hash:
-            if waiting.state == "failed" and not retry_waiting:
+        was = pending.get(key)
+        if was is not None and was.hash == inv.hash:
+            if was.state == "failed" and not retry_waiting:
                 return  # refused for good; shown until the content or the address changes
-            if (waiting.state == "retry" and not retry_waiting and waiting.next_try is not None
-                    and waiting.next_try > now):
-                result.waiting += 1
+            if (was.state == "retry" and not retry_waiting and was.next_try is not None
+                    and was.next_try > now):
+                waiting[inv.mentor] = waiting.get(inv.mentor, 0) + 1
                 return
             # the same message again: same SEQUENCE, same Message-ID (a crash may have sent it)
-            wanted[key] = _with_sequence(inv, waiting.sequence)
+            wanted[key] = replace(inv, sequence=was.sequence)
             return
-        wanted[key] = _with_sequence(inv, sequence_for(key, base))
+        wanted[key] = replace(inv, sequence=sequence_for(key, base))
 
+    handled: set[tuple[str, str]] = set()
     for mentor in mentors.values():
         assert mentor.email is not None
         for session in programme.sessions_of(mentor.id):
             ends = ends_at(session, tz)
-            if ends <= now:
-                continue
+            key = (mentor.email.lower(), session.id)
+            handled.add(key)
+            if ends <= now and not upcoming_copy(key):
+                continue  # never a first invitation to the past, nor news of a past copy
             revision = snapshot.revisions[session.id]
-            key = (mentor.id, session.id)
             if session.status == "cancelled":
                 if key not in sent or sent[key].method != REQUEST:
                     continue  # never told about it: nothing to take back
@@ -211,45 +233,40 @@ def plan_invitations(
                                  organiser_email)
             consider(Invitation(mentor.id, mentor.name, mentor.email, session.id, method, 0, digest,
                                 snapshot.events[session.id], attendees(session, programme), ends,
-                                reason), revision.sequence)
+                                reason, organiser_email, revision.created), revision.sequence)
 
-    # What the mentor may hold: every REQUEST accepted, and every REQUEST that was being
-    # handed over when we stopped (the server may have taken it).
-    held_now: dict[tuple[str, str], Sent] = {
-        k: Sent(p.mentor, p.session, p.address, p.sequence, p.hash, p.method, p.event, p.ends)
-        for k, p in pending.items() if p.state == "sending" and p.method == REQUEST
-    }
-    held_now.update({k: v for k, v in sent.items() if v.method == REQUEST or k not in held_now})
+    # Every upcoming copy at an address that should no longer hold it: the session is gone
+    # (a CANCEL of the whole), or this address is off it (a mentor taken off, removed, or at
+    # a new address: a CANCEL that uninvites this attendee only, RFC 5546 section 3.2.5).
     for key, last in sorted(held_now.items()):
-        if key in wanted or key in result.keep or last.method != REQUEST or last.ends <= now:
+        if key in handled or key in wanted or key in result.keep or not upcoming_copy(key):
             continue
-        mentor_id, session_id = key
-        gone_session = sessions.get(session_id)
-        gone_mentor = mentors.get(mentor_id)
-        if gone_session is not None and gone_mentor is not None and mentor_id in gone_session.mentors:
-            continue  # still theirs (unchanged, waiting, or failed): handled above
-        reason = "removed" if gone_session is None else "taken off"
-        base = snapshot.revisions[session_id].sequence if gone_session is not None else 0
-        name = gone_mentor.name if gone_mentor is not None else ""  # never the id
-        inv = Invitation(mentor_id, name, last.address, session_id, CANCEL, 0,
-                         _digest(CANCEL, session_id, last.address), last.event,
-                         ((name, last.address),), last.ends, reason)
-        consider(inv, base)
+        address, session_id = key
+        still = sessions.get(session_id)
+        mentor_id = owner.get(address, last.mentor)
+        known = programme.mentor(last.mentor)
+        name = known.name if known is not None else named_in(last.event, last.address)
+        moved = still is not None and last.mentor in mentors and last.mentor in still.mentors
+        reason = "removed" if still is None else "address changed" if moved else "taken off"
+        now_rev = snapshot.revisions.get(session_id) if still is not None else None
+        consider(Invitation(mentor_id, name, last.address, session_id, CANCEL, 0,
+                            _digest(CANCEL, session_id, last.address), last.event,
+                            ((name, last.address),), last.ends, reason, organiser_email,
+                            now_rev.created if now_rev else None), now_rev.sequence if now_rev else 0)
 
     _guard(result, wanted, sent, now)
     result.messages.sort(key=lambda m: (start_key(m, sessions, tz), m.session, m.mentor))
+    result.waiting = sum(waiting.values())
+    if only is not None:
+        result.messages = [m for m in result.messages if m.mentor == only]
+        result.held = {m: items for m, items in result.held.items() if m == only}
+        result.waiting = waiting.get(only, 0)
     return result
 
 
 def start_key(inv: Invitation, sessions: Mapping[str, Session], tz: ZoneInfo) -> datetime:
     session = sessions.get(inv.session)
     return start_instant(session, tz) if session is not None else inv.ends
-
-
-def _with_sequence(inv: Invitation, sequence: int) -> Invitation:
-    from dataclasses import replace
-
-    return replace(inv, sequence=sequence)
 
 
 def _guard(result: InvitePlan, wanted: dict[tuple[str, str], Invitation],
@@ -279,3 +296,20 @@ def release(plan: InvitePlan) -> InvitePlan:
     for items in plan.held.values():
         messages.extend(items)
     return InvitePlan(messages, {}, plan.waiting, plan.keep)
+
+
+def named_in(event: bytes, address: str) -> str:
+    """The name an event as sent gave ``address`` (its ATTENDEE's CN): a mentor removed from
+    the programme is still named by name, never by id; "" when it gave none."""
+    from icalendar import Calendar, Event
+
+    try:
+        parsed = Calendar.from_ical(b"BEGIN:VCALENDAR\r\n" + event + b"END:VCALENDAR\r\n")
+        found = next(iter(parsed.walk("VEVENT")), None) or Event.from_ical(event)
+    except ValueError:
+        return ""
+    attendees = found.get("ATTENDEE", [])
+    for attendee in attendees if isinstance(attendees, list) else [attendees]:
+        if str(attendee).lower().removeprefix("mailto:") == address.lower():
+            return str(attendee.params.get("CN", ""))
+    return ""

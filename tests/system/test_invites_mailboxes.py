@@ -1,0 +1,190 @@
+"""Every change reaches every address that holds a copy, filed by a real iMIP-processing
+calendar (Cyrus, see cyrus_server.py): a mentor's new address gets the session and the
+old one loses it; a mentor taken off a session that goes on gets a CANCEL without
+STATUS:CANCELLED (RFC 5546 3.2.5) while the others keep it; a session moved into the past
+is updated; two invited mentors at one address are refused by `validate`; and the
+preview's messages (`invites --messages DIR`) are the ones `--send` then sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.common import run_cli
+from tests.fixtures.cyrus_server import DOMAIN, CyrusServer
+from tests.fixtures.invite_helpers import ORGANISER_EMAIL, read_itip, session, timed
+
+Y = datetime.now(UTC).year + 1
+UID = "kickoff@klash.test"
+
+
+@pytest.fixture(scope="module")
+def mailboxes() -> Iterator[CyrusServer]:
+    """Cyrus with a third mailbox: the address Milja moves to."""
+    server = CyrusServer(["milja", "ulla", "mkopsi"])
+    server.start()
+    yield server
+    server.stop()
+
+
+def programme(*, day: str = f"{Y}-06-10", milja: str = "milja", mentors=("milja", "ulla"),
+              ulla: str = "ulla", organiser: str = ORGANISER_EMAIL, status: str = "confirmed") -> str:
+    text = f"""
+[programme]
+name = "Testiohjelma"
+uid_domain = "klash.test"
+organiser = "Kuntaliitto"
+organiser_email = "{organiser}"
+"""
+    for mid, box in (("milja", milja), ("ulla", ulla)):
+        text += (f'\n[[mentors]]\nid = "{mid}"\nname = "{mid.title()}"\n'
+                 f'email = "{box}@{DOMAIN}"\ninvite = true\n')
+    return text + session("kickoff", timed(day, "10:00", "12:00"), list(mentors), status=status)
+
+
+class Rig:
+    """`invites --send` as a process, each message accepted by the SMTP server handed to Cyrus."""
+
+    def __init__(self, tmp_path: Path, smtp, cyrus: CyrusServer | None) -> None:
+        self.path = tmp_path / "programme.toml"
+        self.env = {**smtp.env(), "KLASH_PROGRAMME": str(self.path),
+                    "KLASH_STATE_DIR": str(tmp_path / "state")}
+        self.smtp, self.cyrus, self.relayed = smtp, cyrus, 0
+
+    def send(self, text: str) -> list:
+        self.path.write_text(text, encoding="utf-8")
+        result = run_cli("invites", "--send", env=self.env)
+        assert result.code == 0, result.out + result.err
+        new = self.smtp.handler.messages()[self.relayed:]
+        for message in new if self.cyrus is not None else ():
+            self.cyrus.deliver(message.raw, message.sender, message.recipients[0])
+        self.relayed += len(new)
+        return new
+
+
+def calendar_of(received) -> dict:
+    msg = message_from_bytes(received.raw, policy=default)
+    part = next(p for p in msg.walk() if p.get_content_type() == "text/calendar")
+    parsed = read_itip(part.get_payload(decode=True))
+    return {"method": parsed["method"], **parsed["events"][0]}
+
+
+def start(event) -> str:
+    return event.decoded("DTSTART").astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def test_a_new_address_gets_the_session_and_the_old_one_loses_it(tmp_path, smtp, mailboxes):
+    rig = Rig(tmp_path, smtp, mailboxes)
+    rig.send(programme())
+    assert UID in mailboxes.events("milja")
+    sent = rig.send(programme(milja="mkopsi"))  # Milja's address changes
+    assert sorted((m.recipients[0], calendar_of(m)["method"]) for m in sent) == [
+        (f"milja@{DOMAIN}", "CANCEL"), (f"mkopsi@{DOMAIN}", "REQUEST")]
+    cancel = calendar_of(next(m for m in sent if m.recipients[0] == f"milja@{DOMAIN}"))
+    assert cancel["status"] is None  # the session goes on: Milja is uninvited at the old address
+    assert [a["value"] for a in cancel["attendees"]] == [f"mailto:milja@{DOMAIN}"]
+    assert UID not in mailboxes.events("milja")
+    assert start(mailboxes.events("mkopsi")[UID]) == f"{Y}-06-10T07:00Z"
+    assert UID in mailboxes.events("ulla")
+    assert rig.send(programme(milja="mkopsi")) == []  # nothing more to say
+
+
+def test_taken_off_a_session_that_goes_on_the_others_keep_it_uncancelled(tmp_path, smtp, mailboxes):
+    rig = Rig(tmp_path, smtp, mailboxes)
+    rig.send(programme(day=f"{Y}-08-11"))
+    assert UID in mailboxes.events("ulla")
+    sent = rig.send(programme(day=f"{Y}-08-11", mentors=("milja",)))
+    assert [m.recipients[0] for m in sent] == [f"ulla@{DOMAIN}"]
+    cancel = calendar_of(sent[0])
+    assert (cancel["method"], cancel["status"]) == ("CANCEL", None)
+    assert [a["value"] for a in cancel["attendees"]] == [f"mailto:ulla@{DOMAIN}"]
+    assert UID not in mailboxes.events("ulla")
+    kept = mailboxes.events("milja")[UID]
+    assert str(kept.get("STATUS", "CONFIRMED")) != "CANCELLED"
+    # the session itself called off: a CANCEL of the whole, STATUS:CANCELLED
+    sent = rig.send(programme(day=f"{Y}-08-11", mentors=("milja",), status="cancelled"))
+    whole = calendar_of(sent[0])
+    assert (sent[0].recipients[0], whole["method"], whole["status"]) == (
+        f"milja@{DOMAIN}", "CANCEL", "CANCELLED")
+    assert UID not in mailboxes.events("milja")
+
+
+def test_a_session_moved_into_the_past_is_updated_but_never_first_invited(tmp_path, smtp, mailboxes):
+    rig = Rig(tmp_path, smtp, mailboxes)
+    rig.send(programme(day=f"{Y}-09-12", mentors=("ulla",)))
+    assert start(mailboxes.events("ulla")[UID]) == f"{Y}-09-12T07:00Z"
+    past = f"{Y - 3}-09-12"  # a wrong date corrected to a day that has passed
+    sent = rig.send(programme(day=past, mentors=("ulla",)))
+    assert [(m.recipients[0], calendar_of(m)["method"]) for m in sent] == [
+        (f"ulla@{DOMAIN}", "REQUEST")]
+    assert start(mailboxes.events("ulla")[UID]) == f"{Y - 3}-09-12T07:00Z"
+    # Milja joins the session that has ended: no first invitation to the past
+    assert rig.send(programme(day=past, mentors=("ulla", "milja"))) == []
+    assert rig.send(programme(day=past, mentors=("ulla", "milja"))) == []  # and its copy: done
+
+
+def test_two_invited_mentors_at_one_address_are_refused_naming_both(tmp_path):
+    path = tmp_path / "programme.toml"
+    path.write_text(programme(ulla="milja"), encoding="utf-8")
+    check = run_cli("validate", "--programme", str(path))
+    assert check.code == 2, check.out + check.err
+    line = next(x for x in check.err.splitlines() if "both get invitations" in x)
+    assert f"{path}, line " in line
+    assert "mentor 'ulla', field 'email'" in line
+    assert "mentor 'milja' and mentor 'ulla'" in line
+    assert f"milja@{DOMAIN}" in line
+
+
+def test_a_new_organiser_address_sends_each_holder_a_request_from_it(tmp_path, smtp, mailboxes):
+    rig = Rig(tmp_path, smtp, mailboxes)
+    first = {m.recipients[0]: calendar_of(m) for m in rig.send(programme(day=f"{Y}-10-13"))}
+    new = "kalenteri@kuntaliitto.test"
+    sent = rig.send(programme(day=f"{Y}-10-13", organiser=new))
+    assert sorted(m.recipients[0] for m in sent) == [f"milja@{DOMAIN}", f"ulla@{DOMAIN}"]
+    for m in sent:
+        got = calendar_of(m)
+        assert m.sender == new
+        assert got["method"] == "REQUEST"
+        assert got["organizer"]["value"] == f"mailto:{new}"
+        assert got["sequence"] == first[m.recipients[0]]["sequence"] + 1
+
+
+def without_date(raw: bytes) -> bytes:
+    return b"\r\n".join(line for line in raw.split(b"\r\n") if not line.startswith(b"Date: "))
+
+
+def test_the_preview_writes_the_messages_that_are_then_sent(tmp_path, smtp):
+    rig = Rig(tmp_path, smtp, None)  # what is sent is compared; no calendar needed
+    rig.send(programme(day=f"{Y}-11-14"))
+    # a reschedule, Ulla taken off and Milja's address changed at once
+    rig.path.write_text(programme(day=f"{Y}-11-15", mentors=("milja",), milja="mkopsi"),
+                        encoding="utf-8")
+    early = run_cli("invites", env=rig.env)  # before any writer has recorded the edit
+    assert "(not yet in the state store: its times are fixed when it is recorded)" in early.out
+    # as the daemon does within KLASH_DEBOUNCE of the edit (then waits KLASH_INVITE_DELAY):
+    # a writer records the edit; from then on the preview is the message
+    recorded = run_cli("export", "--all", str(tmp_path / "site"), env=rig.env)
+    assert recorded.code == 0, recorded.err
+    folder = tmp_path / "preview"
+    preview = run_cli("invites", "--messages", str(folder), env=rig.env)
+    assert preview.code == 0, preview.err
+    assert "not yet in the state store" not in preview.out
+    files = sorted(folder.iterdir())
+    sent = rig.send(rig.path.read_text(encoding="utf-8"))
+    assert len(files) == len(sent) == 3
+    by_to = {m.recipients[0]: m.raw for m in sent}
+    for file in files:
+        written = file.read_bytes()
+        to = message_from_bytes(written, policy=default)["To"].addresses[0].addr_spec
+        assert without_date(written) == without_date(by_to[to]), file.name
+        shown = next(x for x in preview.out.splitlines() if f"<{to}>" in x)
+        got = calendar_of(type("R", (), {"raw": written})())
+        assert f"{got['method']:<8}kickoff" in shown
+        assert f"SEQUENCE {got['sequence']} " in shown
+    assert preview.out.count("Subject: ") == 3
