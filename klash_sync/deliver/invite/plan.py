@@ -245,7 +245,7 @@ def plan_invitations(
         still = sessions.get(session_id)
         mentor_id = owner.get(address, last.mentor)
         known = programme.mentor(last.mentor)
-        name = known.name if known is not None else named_in(last.event, last.address)
+        name = known.name if known is not None else ""  # never the id (the outbox keeps no names)
         moved = still is not None and last.mentor in mentors and last.mentor in still.mentors
         reason = "removed" if still is None else "address changed" if moved else "taken off"
         now_rev = snapshot.revisions.get(session_id) if still is not None else None
@@ -296,20 +296,3 @@ def release(plan: InvitePlan) -> InvitePlan:
     for items in plan.held.values():
         messages.extend(items)
     return InvitePlan(messages, {}, plan.waiting, plan.keep)
-
-
-def named_in(event: bytes, address: str) -> str:
-    """The name an event as sent gave ``address`` (its ATTENDEE's CN): a mentor removed from
-    the programme is still named by name, never by id; "" when it gave none."""
-    from icalendar import Calendar, Event
-
-    try:
-        parsed = Calendar.from_ical(b"BEGIN:VCALENDAR\r\n" + event + b"END:VCALENDAR\r\n")
-        found = next(iter(parsed.walk("VEVENT")), None) or Event.from_ical(event)
-    except ValueError:
-        return ""
-    attendees = found.get("ATTENDEE", [])
-    for attendee in attendees if isinstance(attendees, list) else [attendees]:
-        if str(attendee).lower().removeprefix("mailto:") == address.lower():
-            return str(attendee.params.get("CN", ""))
-    return ""
