@@ -220,18 +220,16 @@ class Daemon:
 
     # ------------------------------------------------------------- reports
 
-    def _reread(self) -> None:
-        """Re-read the status channels keep themselves (written meanwhile by a one-shot command)."""
-        for channel in self.channels:
-            self.scheduler.report(channel.name, self.live.snapshot)
+    # /healthz and /metrics read only ``Live``, never the store: the scheduler refreshes a
+    # channel's records after each of its runs (and the operator after each hand-over, the
+    # only other way anything writes while ``run`` holds the state directory). So they
+    # answer at once even while another program holds the database and writes wait on it.
 
     def _metrics(self) -> bytes:
-        self._reread()
         problems, _ = judge(self.live, now=self.clock.now(), unhealthy_after=self.settings.unhealthy_after)
         return self.metrics.render(self.live, problems)
 
     def _health(self) -> tuple[int, bytes]:
-        self._reread()
         return health(self.live, now=self.clock.now(), unhealthy_after=self.settings.unhealthy_after,
                       programme_path=str(self.settings.programme))
 

@@ -10,7 +10,6 @@ memory (``memory_copy``). A database that another program holds is waited for up
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -72,31 +71,26 @@ def state_problem(path: Path, e: BaseException) -> StateError:
         f"chown -R {os.getuid() if hasattr(os, 'getuid') else 'USER'} {where}")
 
 
-def room_problem(path: Path, size: int = 65536) -> str | None:
+def room_problem(path: Path, size: int = 1 << 20) -> str | None:
     """None if ``size`` new bytes fit beside the database at ``path``; else why not, in one line.
 
-    A file of our own, made new (never through a link), written, synced and removed: what
-    the next transaction's WAL frames need, asked of the file system itself, so a full,
-    read-only or removed volume is found before an edit is lost to it.
+    Asked of the file system without writing (``statvfs``, ``access``): the service asks
+    every few seconds for months, and a written probe would wear a flash card by a
+    gigabyte a day. A full, read-only or removed volume, or a directory we may no longer
+    write, is found before an edit is lost to it. (A quota is not visible this way; a
+    write it refuses is reported by the write itself.)
     """
-    probe = path.parent / f".write-probe-{os.getpid()}"
-    with contextlib.suppress(OSError):
-        probe.unlink()  # left by a kill -9 of an earlier process with this pid
+    where = path.parent
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        found = os.statvfs(where)
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(where))
     except OSError as e:
         return str(state_problem(path, e))
-    try:
-        try:
-            os.write(fd, b"\0" * size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        return str(state_problem(path, e))
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink()
+    if found.f_flag & os.ST_RDONLY:
+        return str(state_problem(path, OSError(errno.EROFS, os.strerror(errno.EROFS))))
+    if found.f_bavail * found.f_frsize < size:
+        return str(state_problem(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
     return None
 
 
