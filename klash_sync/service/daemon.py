@@ -124,7 +124,7 @@ class Daemon:
         """One turn of the main loop; everything time-driven happens here."""
         writable = self.state.check()  # else nothing new that writes starts (statewatch.py)
         self.watcher.check()
-        if self.debouncer.due() or (writable and self.loader.waiting):
+        if self.debouncer.due() or (writable and self.loader.retry_due()):
             self.reload()
         self.scheduler.collect()
         self.operator.tick()

@@ -45,6 +45,8 @@ class Loader:
         self.clock = clock
         self.applied = applied
         self._last_raw: bytes | None = None
+        self._retry_at = 0.0  # monotonic: when a waiting programme is tried again
+        self._last_good_waits = False  # the start's last good programme waits for the store
 
     def reload(self, *, initial: bool = False) -> bool:
         """Load the programme file; apply it only if it is valid. Returns True if applied."""
@@ -54,12 +56,15 @@ class Loader:
         except OSError as e:
             return self._reject(f"{path}: the file cannot be read ({e.strerror})")
         if raw == self._last_raw and self.live.programme_error is None:
+            self.live.set_unapplied(None)  # an edit reverted to what is in use: nothing waits
             return False  # touched but unchanged
         try:
             programme = parse(raw, str(path))
         except ProgrammeError as e:
-            if initial and self._last_raw is None:
+            if (initial or self._last_good_waits) and self._last_raw is None:
                 self._use_last_good(str(e))
+            if not self._last_good_waits:
+                self.live.set_unapplied(None)  # what waited was replaced by a broken file
             return self._reject(str(e))
         problem = self.store.probe()
         if problem is None:
@@ -78,7 +83,13 @@ class Loader:
         """A valid programme on disk is not applied yet: the state store could not be written."""
         return self.live.unapplied is not None
 
+    def retry_due(self) -> bool:
+        """A waiting programme may be tried again: at most once a second, however the store
+        fails (a quota the file system does not report lets the probe pass every time)."""
+        return self.waiting and self.clock.monotonic() >= self._retry_at
+
     def _wait(self, problem: str) -> bool:
+        self._retry_at = self.clock.monotonic() + 1.0
         if not self.waiting:
             log.error("the programme on disk is valid but not applied: the state store cannot be "
                       "written (%s); it is applied as soon as it can be, with no restart", problem)
@@ -146,8 +157,15 @@ class Loader:
             programme = parse(raw, str(self._last_good_path))
         except (OSError, ProgrammeError):
             return
+        try:
+            snapshot = publish(programme, self.store, now=self.clock.now(),
+                               base_url=self.settings.event_base_url)
+        except StateError as e:  # the store is held or full at start: wait for it, do not fail
+            self._last_good_waits = True
+            self._wait(str(e))
+            return
         log.warning("starting with the last good programme from %s", self._last_good_path)
-        snapshot = publish(programme, self.store, now=self.clock.now(), base_url=self.settings.event_base_url)
+        self._last_good_waits = False
         self._apply(snapshot, raw)
         self.live.set_error(error, self.clock.now())
         self._last_raw = None

@@ -194,6 +194,23 @@ def test_mass_cancel_is_held_until_allowed(tmp_path, smtp):
         f"s{i}@klash.test" for i in range(1, 6)]
 
 
+def test_cancelling_fewer_than_half_is_sent_without_confirmation(tmp_path, smtp):
+    """Four of ten: more than three, but not most of the calendar. The guard counts the
+    mentor's upcoming copies, kept per address (it once read the address as a mentor id,
+    found none, and held any four cancellations)."""
+    rig = Rig(tmp_path, smtp)
+    many = {f"s{i}": session(f"s{i}", f"date = {Y}-04-{i + 10:02d}", ["milja-kopsi"]) for i in range(10)}
+    rig.write(many)
+    assert rig.run().code == 0
+    assert len(rig.new()) == 10
+    rig.write({k: v for k, v in many.items() if k not in {"s0", "s1", "s2", "s3"}})
+    done = rig.run()
+    assert done.code == 0, done.out
+    assert "HELD" not in done.out
+    assert sorted(i.uid for i in rig.new() if i.method == "CANCEL") == [
+        f"s{i}@klash.test" for i in range(4)]
+
+
 def test_validation_of_invite(tmp_path):
     path = tmp_path / "p.toml"
     text = header().replace('organiser_email = "klash@kuntaliitto.test"\n', "")

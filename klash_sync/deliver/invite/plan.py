@@ -274,9 +274,9 @@ def _guard(result: InvitePlan, wanted: dict[tuple[str, str], Invitation],
     """Hold a mentor's cancellations when they would empty most of their upcoming calendar
     (the shared ``MASS_CHANGE`` rule: more than three, and more than half of them)."""
     upcoming: dict[str, int] = {}
-    for (mentor, _), last in sent.items():
+    for last in sent.values():  # keyed by address: count by the mentor each copy was sent to
         if last.method == REQUEST and last.ends > now:
-            upcoming[mentor] = upcoming.get(mentor, 0) + 1
+            upcoming[last.mentor] = upcoming.get(last.mentor, 0) + 1
     cancels: dict[str, list[Invitation]] = {}
     for inv in wanted.values():
         if inv.method == CANCEL:
