@@ -36,7 +36,11 @@ class Watcher:
         self._stat = self._file_stat()
 
     def start(self) -> None:
-        from watchdog.events import FileSystemEventHandler
+        from watchdog.events import (
+            EVENT_TYPE_CLOSED_NO_WRITE,
+            EVENT_TYPE_OPENED,
+            FileSystemEventHandler,
+        )
         from watchdog.observers import Observer
 
         target = self.path.resolve()
@@ -44,6 +48,8 @@ class Watcher:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
+                if event.event_type in (EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE):
+                    return  # a read, our own among them: each reload would poke the next
                 paths = {getattr(event, "src_path", None), getattr(event, "dest_path", None)}
                 if any(p and Path(str(p)).resolve() == target for p in paths):
                     debouncer.poke()
