@@ -81,6 +81,14 @@ class ChannelStatus:
         return sorted(self.records.values(), key=lambda r: (r.mentor, r.key))
 
 
+def _since(standing: str | None, message: str | None, since: datetime | None,
+           at: datetime | None) -> datetime | None:
+    """When a standing problem began: kept while it stands (whatever it now says), gone with it."""
+    if message is None:
+        return None
+    return since if standing is not None else at
+
+
 class Live:
     """The service's current view; safe to read from any thread.
 
@@ -119,19 +127,13 @@ class Live:
     def set_state_error(self, message: str | None, at: datetime | None = None) -> None:
         """The state store cannot be written (``None``: it can again). The first moment stays."""
         with self._lock:
-            if message is None:
-                self.state_error_at = None
-            elif self.state_error is None:
-                self.state_error_at = at
+            self.state_error_at = _since(self.state_error, message, self.state_error_at, at)
             self.state_error = message
 
     def set_unapplied(self, message: str | None, at: datetime | None = None) -> None:
         """A valid programme on disk waits to be applied (``None``: it has been). The first moment stays."""
         with self._lock:
-            if message is None:
-                self.unapplied_at = None
-            elif self.unapplied is None:
-                self.unapplied_at = at
+            self.unapplied_at = _since(self.unapplied, message, self.unapplied_at, at)
             self.unapplied = message
 
     # -------------------------------------------------------------- channels

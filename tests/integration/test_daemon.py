@@ -14,10 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from klash_sync.clock import FakeClock
 from klash_sync.service.daemon import Daemon
-from klash_sync.settings import Settings
 from tests.fixtures.caldav_world import ENV
 from tests.fixtures.common import fetch
-from tests.fixtures.daemon_rig import SESSIONS, base_url, edit, events, programme_for, settle
+from tests.fixtures.daemon_rig import SESSIONS, base_url, edit, events, programme_for, rig_settings, settle
 from tests.fixtures.servers import Fault, start_radicale
 
 
@@ -27,11 +26,7 @@ def rig(tmp_path: Path):
     path = tmp_path / "programme.toml"
     path.write_text(programme_for(server.base))
     clock = FakeClock()
-    settings = Settings(programme=path, state_dir=tmp_path / "state", host="127.0.0.1", port=0,
-                        embedded_caldav=False, request_timeout=3, unhealthy_after=60,
-                        sync_interval=300, debounce=1.0, retry_max=120,
-                        _env_file=None)  # type: ignore[call-arg]
-    daemon = Daemon(settings, clock=clock, environ=ENV)
+    daemon = Daemon(rig_settings(tmp_path, path), clock=clock, environ=ENV)
     daemon.start()
     settle(daemon)
     yield daemon, clock, server, path

@@ -20,9 +20,8 @@ import pytest
 
 from klash_sync.clock import FakeClock
 from klash_sync.service.daemon import Daemon
-from klash_sync.settings import Settings
 from tests.fixtures.caldav_world import ENV
-from tests.fixtures.daemon_rig import SESSIONS, edit, programme_for, settle
+from tests.fixtures.daemon_rig import SESSIONS, edit, programme_for, rig_settings, settle
 from tests.fixtures.servers import start_radicale
 
 
@@ -37,20 +36,13 @@ def held(database: Path) -> Iterator[None]:
         other.close()
 
 
-def settings_for(tmp_path: Path, path: Path) -> Settings:
-    return Settings(programme=path, state_dir=tmp_path / "state", host="127.0.0.1", port=0,
-                    embedded_caldav=False, request_timeout=3, unhealthy_after=60,
-                    sync_interval=300, debounce=1.0, retry_max=120,
-                    _env_file=None)  # type: ignore[call-arg]
-
-
 @pytest.fixture
 def rig(tmp_path: Path):
     server = start_radicale(tmp_path / "radicale")
     path = tmp_path / "programme.toml"
     path.write_text(programme_for(server.base))
     clock = FakeClock()
-    daemon = Daemon(settings_for(tmp_path, path), clock=clock, environ=ENV)
+    daemon = Daemon(rig_settings(tmp_path, path), clock=clock, environ=ENV)
     daemon.start()
     settle(daemon)
     yield daemon, clock, server, path
@@ -105,12 +97,12 @@ def test_a_start_with_a_broken_file_and_a_held_database_waits_then_serves_the_la
     path = tmp_path / "programme.toml"
     path.write_text(programme_for(server.base))
     clock = FakeClock()
-    first = Daemon(settings_for(tmp_path, path), clock=clock, environ=ENV)
+    first = Daemon(rig_settings(tmp_path, path), clock=clock, environ=ENV)
     first.start()
     settle(first)
     first.stop()
     path.write_text("broken [")
-    second = Daemon(settings_for(tmp_path, path), clock=clock, environ=ENV)
+    second = Daemon(rig_settings(tmp_path, path), clock=clock, environ=ENV)
     try:
         with held(second.settings.state_db):
             second.start()  # raised StateError before
