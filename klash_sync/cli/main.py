@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from klash_sync import __version__, logs
-from klash_sync.cli import commands, operate, output
+from klash_sync.cli import attendance, commands, operate, output
 from klash_sync.errors import UserError
 from klash_sync.service.actions import Outcome, failure
 from klash_sync.settings import load_settings
@@ -106,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-mass-cancel", action="store_true",
                    help="send cancellations for more than half of a mentor's upcoming sessions")
     p.set_defaults(func=commands.cmd_invites)
+
+    p = sub.add_parser("attendance", help="show who is coming to each session; change nothing",
+                       description="Per session, each mentor's latest answer (coming, maybe, not "
+                       "coming, no answer), when and how it came: by e-mail, in their calendar or "
+                       "on the page. Reads a private copy of the state: runs beside the daemon.")
+    _common(p)
+    p.add_argument("--session", metavar="ID", help="only this session")
+    p.add_argument("--json", action="store_true", help="print JSON (shape in the README)")
+    p.set_defaults(func=attendance.cmd_attendance)
 
     p = sub.add_parser("purge", help="remove every event of ours from one mentor's calendar",
                        description="Delete every event klash-sync put into MENTOR's calendar. "

@@ -13,6 +13,7 @@ that share one connection, one lock and one transaction helper (mixins over
 * ``revisions``: session revisions (SEQUENCE, stamps under a high-water mark) and feed stamps;
 * ``calendars``: what each calendar holds, its record, claims, moves, foreign resources;
 * ``changelog``: the log of applied changes shown to people;
+* ``answers``: mentors' answers (who is coming), once per source, and the mail reader's position;
 * ``records``: the plain values all of them hand out (rendering reads only these);
 * ``lock``: makes one process the writer of a state directory.
 

@@ -11,9 +11,11 @@ into ``state/``, then ``state/schema.py``):
                    (``443571d``, the release the upgrade test installs, is one)
   4    ``10d0464`` Swedish: ``changes.text_sv``
   5    ``5ee028b`` the same tables as 4; the version is recorded (``user_version``)
-  6    this one    the invitations' outbox (``deliver/invite/outbox``) per address:
+  6    ``d32fdd1`` the invitations' outbox (``deliver/invite/outbox``) per address:
                    ``invite_sent`` and ``invite_pending`` keyed by (address, session),
                    addresses in lower case; ``invite_sent.attendees``, ``.organiser``
+  7    this one    mentors' answers (``answers``) and the mail reader's position
+                   (``reply_cursor``): new tables only (``state/answers``)
 =====  ==========  ==============================================================
 
 ``shipped`` tells them apart by shape. ``STEPS[n - 1]`` takes a store from version n to
@@ -142,13 +144,18 @@ def _to_6(db: sqlite3.Connection) -> None:
         db.execute("DROP TABLE invite_pending_v5")
 
 
+def _to_7(db: sqlite3.Connection) -> None:
+    """Mentors' answers and the mail reader's position: two new tables, nothing else
+    changes; ``schema.prepare`` makes them from ``SCHEMA`` after the steps."""
+
+
 def _key(db: sqlite3.Connection, table: str) -> list[str]:
     """A table's primary key columns, in order."""
     rows = sorted((r[5], r[1]) for r in db.execute(f"PRAGMA table_info({table})") if r[5])
     return [name for _, name in rows]
 
 
-STEPS: list[Callable[[sqlite3.Connection], None]] = [_to_2, _to_3, _to_4, _to_5, _to_6]
+STEPS: list[Callable[[sqlite3.Connection], None]] = [_to_2, _to_3, _to_4, _to_5, _to_6, _to_7]
 
 
 # ------------------------------------------------------------------- copy

@@ -64,3 +64,30 @@ class Change:
     text_fi: str
     text_en: str
     text_sv: str = ""
+
+
+ANSWERS = ("accepted", "tentative", "declined")  # iCalendar PARTSTATs a mentor can give
+CHANNELS = ("email", "caldav", "web")  # where an answer came from
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer a mentor gave for one session, as it arrived through one channel.
+
+    ``at`` is the answer's own time (a REPLY's DTSTAMP, the LAST-MODIFIED of the mentor's
+    calendar copy, the moment a web answer was posted): across channels, the latest by
+    this time wins, so a reply read late from a mailbox does not undo a later click.
+    ``for_sequence`` is the SEQUENCE of the version answered: an answer to an earlier time
+    of the session is shown as such. ``source`` names where it came from, once (an IMAP
+    message, a calendar copy's ETag, a web form post): reading the same source again
+    records nothing.
+    """
+
+    mentor: str
+    session: str
+    answer: str  # one of ANSWERS
+    via: str  # one of CHANNELS
+    at: datetime
+    for_sequence: int
+    source: str
+    comment: str = ""

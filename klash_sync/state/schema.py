@@ -23,8 +23,8 @@ from klash_sync.state.migrations import STEPS, shipped, statements
 
 # The schema this code reads and writes. 1 to 4 shipped unmarked (see migrations.py);
 # 5 is the first that records itself; 6 keys the invitations' outbox by address. A change
-# to any table: VERSION + 1, one more step.
-VERSION = 6
+# to any table: VERSION + 1, one more step. 7 keeps mentors' answers (``state/answers``).
+VERSION = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -69,6 +69,22 @@ CREATE TABLE IF NOT EXISTS changes (
     text_fi TEXT NOT NULL,
     text_en TEXT NOT NULL,
     text_sv TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS answers (
+    source TEXT PRIMARY KEY,
+    mentor TEXT NOT NULL,
+    session TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    via TEXT NOT NULL,
+    at TEXT NOT NULL,
+    for_sequence INTEGER NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    recorded TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reply_cursor (
+    mailbox TEXT PRIMARY KEY,
+    uidvalidity INTEGER NOT NULL,
+    last_uid INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,

@@ -1,6 +1,6 @@
 """The state store: what klash-sync remembers between runs, in one SQLite file.
 
-``Store`` is assembled from one base and three parts, each in its own module and each a
+``Store`` is assembled from one base and four parts, each in its own module and each a
 set of methods over the same connection, lock and transactions:
 
 * ``db.Database``: opening (WAL, integrity check, a bad file moved aside), transactions,
@@ -8,7 +8,8 @@ set of methods over the same connection, lock and transactions:
 * ``revisions.Revisions``: sessions' SEQUENCE and stamps that never go backwards
   (``revise``, ``raise_sequence``), and feeds' Last-Modified (``feeds_changed``);
 * ``calendars.Calendars``: the calendars we write to, our events on each, foreign resources;
-* ``changelog.ChangeLog``: the change log shown to people.
+* ``changelog.ChangeLog``: the change log shown to people;
+* ``answers.Answers``: mentors' answers (who is coming) and the mail reader's position.
 
 The records it hands out live in ``records``; they are re-exported here, with
 ``sequence_floor``, so that ``from klash_sync.state.store import Store, Item`` keeps working.
@@ -16,15 +17,16 @@ The records it hands out live in ``records``; they are re-exported here, with
 
 from __future__ import annotations
 
+from klash_sync.state.answers import Answers
 from klash_sync.state.calendars import Calendars
 from klash_sync.state.changelog import ChangeLog
-from klash_sync.state.records import CalendarRecord, Change, Item, Revised, Revision
+from klash_sync.state.records import Answer, CalendarRecord, Change, Item, Revised, Revision
 from klash_sync.state.revisions import Revisions, sequence_floor
 
-__all__ = ["CalendarRecord", "Change", "Item", "Revised", "Revision", "Store", "sequence_floor"]
+__all__ = ["Answer", "CalendarRecord", "Change", "Item", "Revised", "Revision", "Store", "sequence_floor"]
 
 
-class Store(Revisions, Calendars, ChangeLog):
+class Store(Revisions, Calendars, ChangeLog, Answers):
     """Thread-safe access to the state database; every method is one transaction.
 
     ``Store.readonly(path)`` is a copy in memory for commands that promise to change

@@ -11,6 +11,7 @@ left byte for byte as it was, also with its last transaction still in the WAL.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,46 @@ def test_a_schema_5_outbox_is_kept_per_address(tmp_path):
     assert [(k, v.state, v.attempts, v.answer) for k, v in pending.items()] == [
         (("milja@example.test", "s2"), "retry", 1, "451 later")]
     assert path.with_name("state.sqlite3.schema-5.bak").exists()
+
+
+def _shipped_sql(commit: str, name: str, variable: str) -> str:
+    """A schema script as the release at ``commit`` had it (from this repository's history)."""
+    import re
+    import subprocess
+
+    from tests.fixtures.common import ROOT
+    shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{name}"], capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    m = re.search(rf'^{variable} = """(.*?)"""', shown, re.S | re.M)
+    assert m, (commit, name)
+    return m.group(1)
+
+
+def test_a_schema_6_store_gets_the_answers_tables_with_nothing_lost(tmp_path):
+    # d32fdd1 is the last release of schema 6: its store and its outbox, as that release made them
+    sql = (_shipped_sql("d32fdd1", "klash_sync/state/schema.py", "SCHEMA")
+           + _shipped_sql("d32fdd1", "klash_sync/deliver/invite/outbox.py", "_SCHEMA"))
+    path = tmp_path / "state.sqlite3"
+    build_store(path, sql)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("INSERT INTO sessions VALUES ('s1', 'h', 190000000, '2026-01-01T00:00:00+00:00', "
+               "'2026-01-01T00:00:00+00:00', NULL, '{}')")
+    db.execute("INSERT INTO invite_sent VALUES ('milja', 's1', 'milja@x.test', 190000000, 'h', "
+               "'REQUEST', x'4556', '2030-01-01T10:00:00+00:00', '2026-01-01T00:00:00+00:00', "
+               "'milja@x.test', 'org@x.test')")
+    db.execute("PRAGMA user_version = 6")
+    db.close()
+    assert "answers" not in sql
+    assert "reply_cursor" not in sql
+    store = Store(path)
+    assert store.revise({"s1": "h"}, now=datetime(2026, 2, 1, tzinfo=UTC)).revisions["s1"].sequence \
+        == 190000000
+    assert store.latest_answers() == {}
+    assert store.reply_cursor("imap://o@x/INBOX") is None
+    store.close()
+    assert user_version(path) == VERSION == 7
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT mentor, address, organiser FROM invite_sent").fetchall() == [
+        ("milja", "milja@x.test", "org@x.test")]
+    db.close()
+    assert path.with_name("state.sqlite3.schema-6.bak").exists()
