@@ -89,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
+    from klash_sync.service.notify import notify
     from klash_sync.status import Live
     from klash_sync.web.app import App
     from klash_sync.web.server import bind, bound_url, serve, shutdown
@@ -108,6 +109,7 @@ def _serve(args: argparse.Namespace, stop: threading.Event) -> int:
         if not stop.is_set():
             thread.start()
             log.info("serving feeds on %s (public base %s)", bound_url(server), settings.base_url)
+            notify("READY=1")
         while not stop.wait(0.5) and thread.is_alive():
             pass
     finally:

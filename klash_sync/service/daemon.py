@@ -45,6 +45,7 @@ from klash_sync.deliver.invite.channel import Invitations
 from klash_sync.embedded.mount import Embedded
 from klash_sync.service.health import health, judge
 from klash_sync.service.metrics import Metrics
+from klash_sync.service.notify import notify
 from klash_sync.service.operator import Operator
 from klash_sync.service.reload import Loader
 from klash_sync.service.scheduler import Scheduler
@@ -207,6 +208,7 @@ class Daemon:
         """Within KLASH_STOP_TIMEOUT: let running deliveries finish (or abandon them), close
         the server, and the store unless a delivery still holds it."""
         self.stopping.set()
+        notify("STOPPING=1")
         budget = self.stop_budget = Budget(self.settings.stop_timeout)
         self.operator.stop()
         finished = self.scheduler.stop(budget.until(DELIVERIES_SHARE))
@@ -244,6 +246,8 @@ def run(settings: Settings, *, stop: threading.Event | None = None,
     daemon = Daemon(settings)
     daemon.stopping = stop
     daemon.start()
+    if not stop.is_set():
+        notify("READY=1")  # systemd sends SIGHUP (reload) only from now on
     daemon.serve_forever(reload)
     if still_waiting(daemon.stop_budget):
         leave()  # a thread waits on a server that does not answer: do not wait for it

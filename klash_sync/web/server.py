@@ -105,27 +105,52 @@ def serve(server: Any) -> None:
 def stop_signals(stop: threading.Event, *, reload: threading.Event | None = None) -> Iterator[None]:
     """SIGINT and SIGTERM set ``stop`` (and SIGHUP ``reload``, when given) while the block runs.
 
-    Main thread only, and entered first thing by ``serve`` and ``run``, before the lock
-    file names them and before the port answers: a SIGHUP sent by ``systemctl reload``
-    right after a start is then remembered, never the default action that ends the
-    process, and a SIGTERM during the start stops it cleanly. The handlers only set
-    events: whoever waits on them acts, in its own time and thread.
+    Main thread only, and entered first thing by ``serve`` and ``run``, before any other
+    thread exists, before the lock file names them and before the port answers: a SIGHUP
+    sent by ``systemctl reload`` right after a start is then remembered, never the default
+    action that ends the process, and a SIGTERM during the start stops it cleanly.
 
-    Explicit handlers rather than Python's KeyboardInterrupt: a process started with
+    **No Python signal handler at all.** The signals are blocked in every thread (the
+    mask is inherited by each thread started later) and one thread takes them with
+    ``sigwait`` and sets the events, as an ordinary thread. A Python handler runs in the
+    main thread between any two bytecodes, also inside itself and inside whatever the main
+    thread holds: ``Event.set`` there takes the event's lock, so a signal landing while the
+    main thread was inside that same event's ``wait`` deadlocked it, and a flood of
+    SIGHUPs (tried: 200,000 without pause) nested handlers until a RecursionError ended
+    the process. A blocked signal is kept pending by the kernel, one per kind however many
+    arrive, until the thread takes it.
+
+    Explicit signals rather than Python's KeyboardInterrupt: a process started with
     SIGINT ignored (a background job of a non-interactive shell, as CI runs the tests)
     never gets a KeyboardInterrupt, so Ctrl-C or ``kill -INT`` did nothing; and where it
     does arrive, an exception raised at an arbitrary point of waitress's loop can leave a
     half-handled connection behind.
+
+    The signals stay blocked after the block (the command is ending; unblocking would let
+    one that arrives now take its default action and change the exit code).
     """
     wanted = {signal.SIGINT: stop, signal.SIGTERM: stop}
     if reload is not None:
         wanted[signal.SIGHUP] = reload
-    previous = {sig: signal.signal(sig, lambda *_, event=event: event.set()) for sig, event in wanted.items()}
+    closing = threading.Event()
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(wanted))
+
+    def relay() -> None:
+        while True:
+            sig = signal.sigwait(set(wanted))
+            if closing.is_set():
+                return
+            wanted[signal.Signals(sig)].set()
+
+    thread = threading.Thread(target=relay, name="signals", daemon=True)
+    thread.start()
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        closing.set()
+        with contextlib.suppress(ProcessLookupError, OSError):
+            signal.pthread_kill(thread.ident or 0, signal.SIGINT)  # ends its sigwait
+        thread.join(1.0)
 
 
 def shutdown(server: Any, thread: threading.Thread | None = None, timeout: float = 5.0) -> None:
