@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         description="Seconds SIGTERM may take: deliveries still running then are abandoned and "
         "repeated at the next start. Give systemd or Docker a few seconds more.",
     )
+    request_max_age: float = Field(
+        default=300.0, ge=10, le=3600,
+        description="Seconds an operator command's request to the running daemon stays valid: "
+        "an older one is refused and never carried out.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="Log lines as readable text or as one JSON object each."
     )

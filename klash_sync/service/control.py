@@ -36,7 +36,6 @@ from klash_sync.errors import UserError
 from klash_sync.service import guarded
 
 REQUESTS = "requests"
-MAX_AGE = 300.0  # seconds: an older request is refused, not carried out
 TAKE_WITHIN = 60.0  # seconds a live daemon may take to pick a request up
 LONGEST = 3600.0  # seconds a command waits for the answer to a request the daemon took
 MAX_REQUEST = 64 * 1024  # bytes: a request is a few hundred; anything larger is not one
@@ -282,7 +281,7 @@ def answer(state_dir: Path, rid: str, code: int, lines: list[tuple[str, str]]) -
         os.close(dfd)
 
 
-def sweep(state_dir: Path, older_than: float = 2 * MAX_AGE) -> None:
+def sweep(state_dir: Path, older_than: float) -> None:
     """Remove answers nobody read (their command was killed) and leftovers, so an answer
     with a password in it does not stay on disk."""
     limit = time.time() - older_than

@@ -2,7 +2,7 @@
 
 A command that writes hands its action to the running daemon through ``control.py``.
 Once a second the main loop takes the waiting requests and checks each: a request
-older than five minutes, or one made for a programme file the daemon has not applied,
+older than KLASH_REQUEST_MAX_AGE (five minutes), or one made for a programme file the daemon has not applied,
 is refused with an answer saying so (a programme saved a moment ago is waited for,
 for the debounce and a few seconds, before that). The rest run one at a time on the
 operator's own thread, through the same function the command would have run itself
@@ -87,7 +87,7 @@ class Operator:
             self._consider(request, until)
         if now >= self._next_sweep:
             self._next_sweep = now + 60.0
-            control.sweep(state_dir)
+            control.sweep(state_dir, older_than=2 * self.daemon.settings.request_max_age)
 
     def stop(self) -> None:
         """Answer everything still open: whatever did not finish is reported as such."""
@@ -136,10 +136,11 @@ class Operator:
                                            "it the same version of klash-sync?)"))
             return
         age = time.time() - request.made_at if request.made_at is not None else None
-        if age is None or age > control.MAX_AGE or age < -60:
+        max_age = daemon.settings.request_max_age
+        if age is None or age > max_age or age < -60:
             self._answer(request, _refused(
-                f"the request was made {age or 0:.0f} s ago, more than {control.MAX_AGE / 60:.0f} "
-                "minutes, and was not carried out; run the command again"))
+                f"the request was made {age or 0:.0f} s ago, more than the {max_age:.0f} s "
+                "KLASH_REQUEST_MAX_AGE allows, and was not carried out; run the command again"))
             return
         raw = daemon.loader.last_raw
         if raw is None or control.digest(raw) != request.programme or daemon.live.snapshot is None:
