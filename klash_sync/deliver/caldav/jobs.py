@@ -98,19 +98,21 @@ def calendar_key(mentor_id: str, target: dict[str, Any]) -> str:
     return f"{mentor_id}:{target['kind']}:{digest}"
 
 
-def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
+def desired_for(snapshot: Snapshot, mentor_id: str, *, asking: bool = True) -> dict[str, Desired]:
     """The stored objects a mentor's calendar should hold: one VEVENT each, no METHOD.
 
     Each names the organiser and asks the mentor (``render.participation``) when both
-    have an address; the content hash then covers those addresses too. Kept in the
-    snapshot's cache: the periodic syncs of an unchanged programme reuse them.
+    have an address, and ``asking``: not on the embedded server, where mentors' logins
+    are read-only and an Accept could not be saved. The content hash then covers those
+    addresses too. Kept in the snapshot's cache: the periodic syncs of an unchanged
+    programme reuse them.
     """
-    key = ("desired", mentor_id)
+    key = ("desired", mentor_id) if asking else ("desired-plain", mentor_id)
     cached: dict[str, Desired] | None = snapshot.cache.get(key)
     if cached is not None:
         return cached
     programme = snapshot.programme
-    asked = invitee(programme, mentor_id)
+    asked = invitee(programme, mentor_id) if asking else None
     wanted = {}
     for session in programme.sessions_of(mentor_id):
         event_uid = uid(session.id, programme)
@@ -182,10 +184,11 @@ def carry_cache(previous: Snapshot, snapshot: Snapshot) -> int:
             now.setdefault(mentor, []).append(session.id)
     carried = 0
     for mentor, sids in now.items():
-        wanted = previous.cache.get(("desired", mentor))
-        if wanted is not None and before.get(mentor) == sids and all(sid in same for sid in sids):
-            snapshot.cache.setdefault(("desired", mentor), wanted)
-            carried += 1
+        for kind in ("desired", "desired-plain"):
+            wanted = previous.cache.get((kind, mentor))
+            if wanted is not None and before.get(mentor) == sids and all(sid in same for sid in sids):
+                snapshot.cache.setdefault((kind, mentor), wanted)
+                carried += 1
     return carried
 
 
@@ -200,7 +203,8 @@ def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
         key = calendar_key(mentor.id, target)
         current.setdefault(mentor.id, []).append(key)
         title = f"{snapshot.programme.programme.name} – {mentor.name}"  # as the mentor's feed
-        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id), title=title))
+        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id, asking=target["kind"] == "caldav"),
+                        title=title))
     keys = {k for ks in current.values() for k in ks}
     for key, record in sorted(store.calendars().items()):
         if key not in keys:
