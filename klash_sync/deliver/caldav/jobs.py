@@ -203,8 +203,8 @@ def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
         key = calendar_key(mentor.id, target)
         current.setdefault(mentor.id, []).append(key)
         title = f"{snapshot.programme.programme.name} – {mentor.name}"  # as the mentor's feed
-        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id, asking=target["kind"] == "caldav"),
-                        title=title))
+        wanted = desired_for(snapshot, mentor.id, asking=target["kind"] == "caldav")
+        jobs.append(Job(key, mentor.id, target, wanted, title=title))
     keys = {k for ks in current.values() for k in ks}
     for key, record in sorted(store.calendars().items()):
         if key not in keys:
