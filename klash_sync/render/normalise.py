@@ -52,7 +52,7 @@ class Seen:
     sequence: int | None = None
     core: str | None = None  # the hash without SEQUENCE (and without the parties)
     partstats: tuple[tuple[str, str], ...] = ()  # (attendee address, PARTSTAT)
-    at: datetime | None = None  # LAST-MODIFIED, else DTSTAMP: when the copy last changed
+    at: datetime | None = None  # the later of LAST-MODIFIED and DTSTAMP: when it last changed
     when: str | None = None  # DTSTART and DTEND, compared: "is it still the same time?"
 
 
@@ -112,11 +112,12 @@ def times(event: object) -> str:
 
 
 def _stamp(event: object) -> datetime | None:
-    for name in ("LAST-MODIFIED", "DTSTAMP"):
-        value = getattr(event.get(name), "dt", None)  # type: ignore[attr-defined]
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            return value
-    return None
+    """The later of LAST-MODIFIED and DTSTAMP: clients that change a copy move one or both
+    (we write both at the session's last change)."""
+    stamps = [value for name in ("LAST-MODIFIED", "DTSTAMP")
+              if isinstance(value := getattr(event.get(name), "dt", None), datetime)  # type: ignore[attr-defined]
+              and value.tzinfo is not None]
+    return max(stamps, default=None)
 
 
 def content_hash(event: object, *, sequence: bool = True) -> str:
