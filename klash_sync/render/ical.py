@@ -6,9 +6,10 @@ the clock, so an unchanged programme renders byte-identical feeds and ETags stay
 valid across restarts. All escaping is the icalendar library's; values of ``X-``
 properties are wrapped in ``vText`` because ``add("X-…", str)`` does not escape.
 
-No ATTENDEE, ORGANIZER or METHOD goes into an event: scheduling servers (Nextcloud,
-SabreDAV, iCloud, Exchange) would e-mail invitations for the first two, and refuse
-stored objects with the last. Mentors' names go into the description instead.
+No ATTENDEE, ORGANIZER or METHOD goes into an event rendered here: feeds are read-only,
+and scheduling servers refuse stored objects with a METHOD. Mentors' names go into the
+description. The copies pushed into a mentor's CalDAV calendar add ORGANIZER and that
+mentor as ATTENDEE, with SCHEDULE-AGENT=CLIENT (``participation``).
 
 Feeds carry no METHOD either. ``METHOD:PUBLISH`` makes a feed an iTIP message
 (RFC 5546), and iTIP's PUBLISH requires an ORGANIZER in every VEVENT: libical's

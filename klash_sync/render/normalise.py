@@ -17,16 +17,24 @@ Ignored, and why:
 * VALARM: iCloud and some clients drop or rewrite alarms of shared events; a
   mentor's own alarm choices on our event should not fight with ours.
 * Any property we do not write (X-MOZ-*, X-APPLE-*, …): added by clients.
+* Of ORGANIZER and ATTENDEE (``render.participation``), everything but the addresses:
+  the PARTSTAT is the mentor's answer, to be read back and kept, never "put back";
+  RSVP, SCHEDULE-STATUS and the like are rewritten by clients and servers. The
+  addresses are compared apart from the rest (``parties``), so that the core (without
+  SEQUENCE) of a copy stays that of the feeds' event, and a copy pushed before events
+  named anybody differs from one that does: it is rewritten once.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from icalendar import Calendar
 
 from klash_sync.render.ical import MARKER
+from klash_sync.render.participation import address, parties_text
 
 COMPARED = (
     "UID", "SEQUENCE", "SUMMARY", "DTSTART", "DTEND", "LOCATION", "DESCRIPTION",
@@ -42,7 +50,10 @@ class Seen:
     ours: bool
     hash: str | None
     sequence: int | None = None
-    core: str | None = None  # the hash without SEQUENCE
+    core: str | None = None  # the hash without SEQUENCE (and without the parties)
+    partstats: tuple[tuple[str, str], ...] = ()  # (attendee address, PARTSTAT)
+    at: datetime | None = None  # the later of LAST-MODIFIED and DTSTAMP: when it last changed
+    when: str | None = None  # DTSTART and DTEND, compared: "is it still the same time?"
 
 
 def inspect(body: bytes, uid_domain: str) -> Seen:
@@ -64,7 +75,49 @@ def inspect(body: bytes, uid_domain: str) -> Seen:
         sequence = int(event.get("SEQUENCE", 0))
     except (TypeError, ValueError):
         sequence = None
-    return Seen(uid, True, content_hash(event), sequence, content_hash(event, sequence=False))
+    attendees = event.get("ATTENDEE")
+    partstats = tuple(
+        (address(a), str(getattr(a, "params", {}).get("PARTSTAT", "NEEDS-ACTION")).upper())
+        for a in (attendees if isinstance(attendees, list) else [attendees] if attendees else []))
+    return Seen(uid, True, with_parties(content_hash(event), parties(event)), sequence,
+                content_hash(event, sequence=False), partstats, _stamp(event), times(event))
+
+
+def parties(event: object) -> str:
+    """The ORGANIZER and ATTENDEE addresses of an event, as ``participation`` gives them."""
+    def all_of(name: str) -> list[str]:
+        values = event.get(name)  # type: ignore[attr-defined]
+        if values is None:
+            return []
+        return [address(v) for v in (values if isinstance(values, list) else [values])]
+    return parties_text(all_of("ORGANIZER"), all_of("ATTENDEE"))
+
+
+def with_parties(digest: str, text: str) -> str:
+    """A content hash with the parties: the hash itself when there are none (feeds)."""
+    if not text:
+        return digest
+    return hashlib.sha256(f"{digest}\n{text}".encode()).hexdigest()
+
+
+def times(event: object) -> str:
+    """DTSTART and DTEND as compared (with TZID): a changed time changes this."""
+    parts = []
+    for name in ("DTSTART", "DTEND"):
+        value = event.get(name)  # type: ignore[attr-defined]
+        if value is not None:
+            tzid = (getattr(value, "params", {}) or {}).get("TZID", "")
+            parts.append(f"{name};{tzid}:{_canonical(value)}")
+    return "\n".join(parts)
+
+
+def _stamp(event: object) -> datetime | None:
+    """The later of LAST-MODIFIED and DTSTAMP: clients that change a copy move one or both
+    (we write both at the session's last change)."""
+    stamps = [value for name in ("LAST-MODIFIED", "DTSTAMP")
+              if isinstance(value := getattr(event.get(name), "dt", None), datetime)  # type: ignore[attr-defined]
+              and value.tzinfo is not None]
+    return max(stamps, default=None)
 
 
 def content_hash(event: object, *, sequence: bool = True) -> str:

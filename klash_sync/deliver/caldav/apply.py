@@ -3,7 +3,8 @@
 Creates carry If-None-Match, updates and deletes If-Match on the ETag we saw. When a
 precondition fails the resource is read again and the write decided anew: our own
 earlier write whose answer was lost is recognised (never written twice), an event
-that is no longer ours is left alone, one that keeps changing is retried next pass.
+that is no longer ours is left alone, one that keeps changing is retried next pass;
+an answer the mentor gave on the copy meanwhile is recorded and carried over.
 Each write that the server confirmed is in the state store before the next is sent,
 so a crash mid-pass loses nothing.
 """
@@ -11,10 +12,13 @@ so a crash mid-pass loses nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+from klash_sync.deliver.caldav.answers import read_back
 from klash_sync.deliver.caldav.calendar import PreconditionFailed
 from klash_sync.deliver.caldav.jobs import CalendarResult, Job
-from klash_sync.deliver.caldav.plan import Adopt, Create, Delete, Forget, Update
+from klash_sync.deliver.caldav.plan import Adopt, Create, Delete, Desired, Forget, Remote, Update, carried
 from klash_sync.deliver.caldav.remote import Calendar
 from klash_sync.errors import TargetConflict
 from klash_sync.render.normalise import inspect
@@ -27,7 +31,8 @@ class Apply:
     """Applies one job's actions to its calendar, counting them in ``result``."""
 
     def __init__(self, store: Store, job: Job, cal: Calendar, uid_domain: str,
-                 result: CalendarResult) -> None:
+                 result: CalendarResult, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.clock = clock
         self.store = store
         self.job = job
         self.cal = cal
@@ -45,7 +50,7 @@ class Apply:
             self.create(action)
         elif isinstance(action, Update):
             self.update(action.uid, action.href, action.etag, action.body, action.hash,
-                        restore=action.restore)
+                        restore=action.restore, desired=action.desired)
         elif isinstance(action, Delete):
             self.delete(action)
 
@@ -77,7 +82,7 @@ class Apply:
                      self.job.mentor, action.uid)
 
     def update(self, event_uid: str, href: str, etag: str | None, body: bytes, digest: str, *,
-               restore: bool = False) -> None:
+               restore: bool = False, desired: Desired | None = None) -> None:
         for _attempt in range(3):
             try:
                 new_etag = self.cal.update(href, body, etag)
@@ -90,9 +95,16 @@ class Apply:
                 seen = inspect(seen_body, self.uid_domain)
                 if not seen.ours or seen.uid != event_uid:
                     raise TargetConflict(f"{href} is no longer our event; left untouched") from None
+                # The mentor may just have answered on this copy: keep the answer, and
+                # carry it over into what we write.
+                copy = Remote(href, etag, True, seen.uid, seen.hash, seen.sequence, seen.core,
+                              seen.partstats, seen.at, seen.when)
+                read_back(self.store, self.job, [copy], self.clock())
                 if seen.hash == digest:
                     self.store.put_item(self.job.key, Item(event_uid, href, etag, digest))
                     return
+                if desired is not None:
+                    body = carried(desired, seen.partstats, seen.when)
                 continue
             self.store.put_item(self.job.key, Item(event_uid, href, new_etag, digest))
             self.result.updated += 1

@@ -21,13 +21,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+from icalendar import Event
 
 from klash_sync.deliver.base import Report, Result
 from klash_sync.deliver.caldav.plan import Desired, Plan, safe_name
 from klash_sync.errors import TargetConflict
 from klash_sync.programme import routing
-from klash_sync.programme.model import Mentor
-from klash_sync.render.ical import calendar_bytes, uid
+from klash_sync.programme.model import Mentor, Session
+from klash_sync.render.ical import calendar_bytes, uid, when
+from klash_sync.render.normalise import times, with_parties
+from klash_sync.render.participation import invitee
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.settings import Settings
 from klash_sync.state.store import Store
@@ -93,23 +98,31 @@ def calendar_key(mentor_id: str, target: dict[str, Any]) -> str:
     return f"{mentor_id}:{target['kind']}:{digest}"
 
 
-def desired_for(snapshot: Snapshot, mentor_id: str) -> dict[str, Desired]:
+def desired_for(snapshot: Snapshot, mentor_id: str, *, asking: bool = True) -> dict[str, Desired]:
     """The stored objects a mentor's calendar should hold: one VEVENT each, no METHOD.
 
-    Kept in the snapshot's cache: the periodic syncs of an unchanged programme reuse them.
+    Each names the organiser and asks the mentor (``render.participation``) when both
+    have an address, and ``asking``: not on the embedded server, where mentors' logins
+    are read-only and an Accept could not be saved. The content hash then covers those
+    addresses too. Kept in the snapshot's cache: the periodic syncs of an unchanged
+    programme reuse them.
     """
-    key = ("desired", mentor_id)
+    key = ("desired", mentor_id) if asking else ("desired-plain", mentor_id)
     cached: dict[str, Desired] | None = snapshot.cache.get(key)
     if cached is not None:
         return cached
     programme = snapshot.programme
+    asked = invitee(programme, mentor_id) if asking else None
     wanted = {}
     for session in programme.sessions_of(mentor_id):
         event_uid = uid(session.id, programme)
-        wanted[event_uid] = Desired(event_uid, safe_name(event_uid), _object(snapshot, session.id),
-                                    snapshot.hashes[session.id],
+        body, digest = _object(snapshot, session.id), snapshot.hashes[session.id]
+        if asked is not None:
+            body, digest = asked.insert(body), with_parties(digest, asked.parties)
+        wanted[event_uid] = Desired(event_uid, safe_name(event_uid), body, digest,
                                     snapshot.revisions[session.id].sequence,
-                                    snapshot.cores.get(session.id, ""))
+                                    snapshot.cores.get(session.id, ""), asked,
+                                    _times(snapshot, session), snapshot.revisions[session.id].changed)
     snapshot.cache[key] = wanted
     return wanted
 
@@ -129,6 +142,15 @@ def _object(snapshot: Snapshot, session_id: str) -> bytes:
                               timezone=snapshot.timezone)
         snapshot.cache[key] = body
     return body
+
+
+def _times(snapshot: Snapshot, session: Session) -> str:
+    """The session's DTSTART and DTEND as ``normalise.times`` reads them from a copy."""
+    event = Event()
+    start, end = when(session, ZoneInfo(snapshot.programme.programme.timezone))
+    event.add("DTSTART", start)
+    event.add("DTEND", end)
+    return times(event)
 
 
 def carry_cache(previous: Snapshot, snapshot: Snapshot) -> int:
@@ -162,10 +184,11 @@ def carry_cache(previous: Snapshot, snapshot: Snapshot) -> int:
             now.setdefault(mentor, []).append(session.id)
     carried = 0
     for mentor, sids in now.items():
-        wanted = previous.cache.get(("desired", mentor))
-        if wanted is not None and before.get(mentor) == sids and all(sid in same for sid in sids):
-            snapshot.cache.setdefault(("desired", mentor), wanted)
-            carried += 1
+        for kind in ("desired", "desired-plain"):
+            wanted = previous.cache.get((kind, mentor))
+            if wanted is not None and before.get(mentor) == sids and all(sid in same for sid in sids):
+                snapshot.cache.setdefault((kind, mentor), wanted)
+                carried += 1
     return carried
 
 
@@ -180,7 +203,8 @@ def jobs_for(snapshot: Snapshot, settings: Settings, store: Store) -> list[Job]:
         key = calendar_key(mentor.id, target)
         current.setdefault(mentor.id, []).append(key)
         title = f"{snapshot.programme.programme.name} – {mentor.name}"  # as the mentor's feed
-        jobs.append(Job(key, mentor.id, target, desired_for(snapshot, mentor.id), title=title))
+        wanted = desired_for(snapshot, mentor.id, asking=target["kind"] == "caldav")
+        jobs.append(Job(key, mentor.id, target, wanted, title=title))
     keys = {k for ks in current.values() for k in ks}
     for key, record in sorted(store.calendars().items()):
         if key not in keys:

@@ -16,7 +16,10 @@ The rules, in the order they are applied:
    the state store has forgotten it, it is adopted: recorded, not rewritten).
 3. A desired event on the server with other content is updated in place, at the
    server's href and with ``If-Match`` on the ETag just listed: a reschedule is
-   never delete + create.
+   never delete + create. The mentor's answer on the copy (their PARTSTAT, which the
+   content hash leaves out) is carried over into the new body, unless the session's
+   time changed: then the copy asks again (NEEDS-ACTION), as RFC 5546 §2.1.4 allows,
+   and the answer kept in the store shows as one to the earlier SEQUENCE.
 4. A desired event that is not on the server is created at a safe name inside the
    collection, with ``If-None-Match: *``; if the state store knew it, somebody
    deleted it and the action says so.
@@ -31,9 +34,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from klash_sync.deliver.base import MASS_CHANGE
+from klash_sync.render.participation import Invitee, address
 from klash_sync.state.store import Item
 
 
@@ -45,6 +50,9 @@ class Desired:
     hash: str
     sequence: int = 0  # the SEQUENCE in ``body``
     core: str = ""  # content hash without SEQUENCE: "same event, other number?"
+    invitee: Invitee | None = None  # whom ``body`` names and asks (PARTSTAT=NEEDS-ACTION)
+    when: str = ""  # its DTSTART and DTEND as ``normalise.times`` gives them
+    stamp: datetime | None = None  # its LAST-MODIFIED
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,10 @@ class Remote:
     hash: str | None = None
     sequence: int | None = None  # known only for copies read in this sync
     core: str | None = None
+    partstats: tuple[tuple[str, str], ...] = ()  # read in this sync: (attendee, PARTSTAT)
+    at: datetime | None = None  # read in this sync: the copy's LAST-MODIFIED or DTSTAMP
+    when: str | None = None  # read in this sync: its DTSTART and DTEND
+    mine: bool = False  # at the ETag of our own last write: nothing on it is the mentor's
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,8 @@ class Update:
     body: bytes
     hash: str
     restore: bool = False  # content was changed on the server, not by the programme
+    # to carry an answer over again after a failed If-Match; not part of what it does
+    desired: Desired | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -175,8 +189,9 @@ def plan(
                 result.actions.append(Adopt(uid, found.href, found.etag, want.hash))
         else:
             restore = known is not None and known.hash == want.hash
+            body = carried(want, found.partstats, found.when)
             result.actions.append(
-                Update(uid, found.href, found.etag, want.body, want.hash, restore=restore)
+                Update(uid, found.href, found.etag, body, want.hash, restore=restore, desired=want)
             )
 
     for uid in sorted(by_uid):
@@ -188,6 +203,13 @@ def plan(
         if uid not in desired and uid not in by_uid:
             result.actions.append(Forget(uid))
     return result
+
+
+def carried(want: Desired, partstats: tuple[tuple[str, str], ...], when: str | None) -> bytes:
+    """The body to write over a copy: the mentor's answer on it kept, unless the time moved."""
+    if want.invitee is None or when != want.when:
+        return want.body
+    return want.invitee.answered(want.body, dict(partstats).get(address(want.invitee.email)))
 
 
 def _keeper(copies: list[Remote], known: Item | None) -> Remote:

@@ -55,7 +55,8 @@ def observe(store: Store, job: Job, cal: Calendar, state: Mapping[str, Item], ui
 
     Our events at the ETag we recorded, and others' events at the ETag seen before, are
     taken from the state store without reading them; everything else is fetched in
-    batches and inspected (ours or not, content hash, SEQUENCE).
+    batches and inspected (ours or not, content hash, SEQUENCE, the attendees' PARTSTAT).
+    So is a copy of ours that will be rewritten and asks its mentor (``_to_rewrite``).
     """
     listing = cal.listing()
     ours_by_href = {item.href: item for item in state.values()}
@@ -64,8 +65,9 @@ def observe(store: Store, job: Job, cal: Calendar, state: Mapping[str, Item], ui
     unknown = []
     for href, etag in listing.items():
         known = ours_by_href.get(href)
-        if known is not None and (known.etag is None or known.etag == etag):
-            remote[href] = Remote(href, etag, True, known.uid, known.hash)
+        if known is not None and (known.etag is None or known.etag == etag) \
+                and not _to_read(job, known):
+            remote[href] = Remote(href, etag, True, known.uid, known.hash, mine=True)
             if known.etag is None and etag is not None and not dry_run:
                 store.put_item(job.key, Item(known.uid, href, etag, known.hash))
         elif href in foreign and foreign[href] == etag and etag is not None:
@@ -76,13 +78,40 @@ def observe(store: Store, job: Job, cal: Calendar, state: Mapping[str, Item], ui
         batch = unknown[start:start + _FETCH_BATCH]
         for href, (etag, body) in cal.fetch(batch).items():
             seen = inspect(body, uid_domain)
-            listed = listing.get(href, etag)
-            remote[href] = Remote(href, listed or etag, seen.ours, seen.uid if seen.ours else None,
-                                  seen.hash, seen.sequence, seen.core)
+            listed = listing.get(href, etag) or etag
+            mine = _mine(job, ours_by_href.get(href), listed, seen.uid, seen.at)
+            remote[href] = Remote(href, listed, seen.ours, seen.uid if seen.ours else None,
+                                  seen.hash, seen.sequence, seen.core, seen.partstats, seen.at,
+                                  seen.when, mine)
     seen_foreign = {h: r.etag for h, r in remote.items() if not r.ours}
     if not dry_run and seen_foreign != foreign:  # a no-op sync writes nothing, here too
         store.set_foreign(job.key, seen_foreign)
     return remote
+
+
+def _to_read(job: Job, known: Item) -> bool:
+    """A copy of ours that asks its mentor and must be read although we wrote it last.
+
+    One that will be rewritten, to carry the answer on it over (the store does not keep
+    which answer we carried, the copy does); and one whose ETag the server did not give
+    us when we wrote it (Cyrus, the embedded Radicale): the ETag listed now may already
+    be that of the mentor's answer.
+    """
+    wanted = job.desired.get(known.uid)
+    return wanted is not None and wanted.invitee is not None \
+        and (wanted.hash != known.hash or known.etag is None)
+
+
+def _mine(job: Job, known: Item | None, etag: str | None, uid: str | None,
+          at: datetime | None) -> bool:
+    """Whether a copy read now is our own last write: at its ETag, or, when the server gave
+    none, still with the LAST-MODIFIED we wrote (a client that edits it sets its own)."""
+    if known is None or uid != known.uid:
+        return False
+    if known.etag is not None:
+        return known.etag == etag
+    wanted = job.desired.get(known.uid)
+    return wanted is not None and at is not None and at == wanted.stamp
 
 
 def raise_floors(store: Store, job: Job, remote: Mapping[str, Remote], result: CalendarResult,
@@ -97,7 +126,7 @@ def raise_floors(store: Store, job: Job, remote: Mapping[str, Remote], result: C
     stale = set()
     for r in remote.values():
         wanted = job.desired.get(r.uid or "")
-        if not r.ours or r.sequence is None or wanted is None:
+        if not r.ours or r.mine or r.sequence is None or wanted is None:
             continue
         need = r.sequence if r.core == wanted.core else r.sequence + 1
         if need > wanted.sequence:

@@ -2,7 +2,8 @@
 
 A pass takes the jobs (``jobs``: where each calendar is and what it should hold),
 and for each one, in a bounded pool of workers: opens the calendar, lists it with one
-PROPFIND and reads only what it has not seen (``remote.observe``), asks the pure
+PROPFIND and reads only what it has not seen (``remote.observe``), records the answers
+mentors gave on their copies (``answers``), asks the pure
 planner what to do (``plan``), checks the mass-change guard, and applies the plan with
 preconditions (``apply``), recording every confirmed write in the state store.
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from klash_sync.deliver.base import one_line
+from klash_sync.deliver.caldav.answers import read_back
 from klash_sync.deliver.caldav.apply import Apply
 from klash_sync.deliver.caldav.calendar import CalDAVCalendar, Endpoint
 from klash_sync.deliver.caldav.jobs import (
@@ -257,6 +259,8 @@ class Syncer:
                 self.store.forget_calendar(job.key)
             return
         result.found = managed_count(remote)
+        if not dry_run:  # the mentor's answers on their copies, before anything is written
+            read_back(self.store, job, remote.values(), self.clock())
         desired = job.desired
         if not dry_run and raise_floors(self.store, job, remote, result, self.clock):
             # Those events are written next round, above the server's SEQUENCE; until
@@ -276,7 +280,7 @@ class Syncer:
             )
         if dry_run:
             return
-        applying = Apply(self.store, job, cal, uid_domain, result)
+        applying = Apply(self.store, job, cal, uid_domain, result, self.clock)
         for action in todo.actions:
             applying.apply(action)
         if job.leaving and not job.desired:
