@@ -62,7 +62,7 @@ from klash_sync.state.store import Store
 from klash_sync.status import Live
 from klash_sync.web.app import App
 from klash_sync.web.server import bind, bound_url, serve, shutdown
-from klash_sync.web.tokens import FeedKeys
+from klash_sync.web.tokens import FeedKeys, answer_links
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class Daemon:
         # The two channels operator requests name (control.py) and the syncer is given to.
         self.calendars = next(c for c in self.channels if isinstance(c, Calendars))
         self.invitations = next(c for c in self.channels if isinstance(c, Invitations))
+        self.invitations.answer_link = answer_links(settings, self.app.keys)
         # One backoff formula for every channel, kept in the store: a restart does not
         # hammer a server that was failing a minute ago.
         self.scheduler = Scheduler(self.channels, self.live, self.metrics, self.clock,

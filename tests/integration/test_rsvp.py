@@ -26,6 +26,7 @@ from klash_sync.service.daemon import Daemon
 from klash_sync.settings import Settings
 from tests.fixtures.common import fetch, run_cli
 from tests.fixtures.daemon_rig import base_url, settle
+from tests.fixtures.invite_helpers import ADDRESSES, header, session, start_invite_daemon, timed
 
 SECRET = "rsvp-test-secret-0123456789"
 PASSWORD = "kahvia-vantaalle-42"
@@ -270,3 +271,37 @@ def test_private_feed_carries_the_links_and_a_public_feed_never(rig, tmp_path):
     assert "/rsvp/" not in fetch(url, "/feeds/programme.ics").body.decode()
     assert "/rsvp/" not in fetch(url, "/feeds/municipalities/vantaa.ics").body.decode()
 
+
+def test_invitations_carry_the_answer_links_that_record_the_answer(tmp_path, smtp, monkeypatch):
+    """Text and HTML of each invitation link the mentor's own answer page (with a public address)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(smtp.cert))
+    text = header() + session("vantaa", timed("2026-07-02", "10:00", "12:00"), ["milja-kopsi", "ulla-nord"])
+    daemon, clock, path = start_invite_daemon(tmp_path, smtp, text, delay=60, secret=SECRET,
+                                              public_url="https://klash.example.fi")
+    try:
+        clock.advance(61)
+        settle(daemon)
+        mails = {m.recipients[0]: m.message for m in smtp.handler.messages()}
+        milja = mails[ADDRESSES["milja-kopsi"]]
+        plain = milja.get_body(("plain",)).get_content().replace("\r\n", "\n")
+        html = milja.get_body(("html",)).get_content()
+        keys = daemon.app.keys
+        assert keys is not None
+        link = f"https://klash.example.fi/rsvp/{keys.answer_token('milja-kopsi', 'vantaa')}"
+        assert f"Tuletko? Vastaa:\nTulen: {link}?answer=accepted\nEhkä: {link}?answer=tentative\n" \
+               f"En tule: {link}?answer=declined\n" in plain
+        assert f'<a href="{link}?answer=declined">En tule</a>' in html
+        ulla = list(mails[ADDRESSES["ulla-nord"]].walk())
+        assert not any(link in str(p.get_payload()) for p in ulla)  # each mentor has their own
+        url = base_url(daemon)
+        answer = urlsplit(link).path
+        assert fetch(url, answer + "?answer=declined").status == 200
+        clock.advance(30)
+        assert fetch(url, answer, method="POST", body=b"answer=declined", headers=FORM).status == 200
+        shown = run_cli("attendance", "--json", env={"KLASH_PROGRAMME": str(path),
+                                                      "KLASH_STATE_DIR": str(daemon.settings.state_dir)})
+        mentors = json.loads(shown.out)["sessions"][0]["mentors"]
+        assert [(m["id"], m["answer"], m["via"]) for m in mentors] == [
+            ("milja-kopsi", "declined", "web"), ("ulla-nord", "none", None)]
+    finally:
+        daemon.stop()
