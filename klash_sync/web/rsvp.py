@@ -156,33 +156,41 @@ class Rsvp:
         public feeds and the public mentor feed never carry a token. Kept per feed version
         and token, so a rotation or an edit makes a new one (and a new ETag)."""
         snapshot = self.live.snapshot
-        mentor = snapshot.programme.mentor(mentor_id) if snapshot is not None else None
-        if self.keys is None or self.record is None or snapshot is None or mentor is None:
+        if self.keys is None or self.record is None or snapshot is None:
             return feed
         key = (feed.path, feed.etag, self.keys.token(mentor_id))
         with self._lock:
             if key in self._feeds:
                 return self._feeds[key]
-        words = ANSWER_TEXTS[mentor.language]
-        sessions = {uid(s, snapshot.programme): s for s in feed.sessions}
-        cal = Calendar.from_ical(feed.body)
-        for event in cal.walk("VEVENT"):
-            sid = sessions.get(str(event.get("UID", "")))
-            if sid is None:
-                continue
-            url = answer_url(self.page.settings.base_url, self.keys, mentor_id, sid)
-            lines = [f"{words[a]}: {url}?answer={a}" for a in ANSWERS]
-            text = str(event.get("DESCRIPTION", "")).rstrip()
-            event.pop("DESCRIPTION", None)
-            event.add("DESCRIPTION", "\n".join([text, "", words["answer_prompt"], *lines]).lstrip())
-        body = cal.to_ical()
-        made = replace(feed, body=body, gzipped=gzip.compress(body, compresslevel=6, mtime=0),
-                       etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+        made = linked_feed(feed, snapshot, mentor_id, self.keys, self.page.settings.base_url)
         with self._lock:
             if len(self._feeds) > 512:
                 self._feeds.clear()
             self._feeds[key] = made
         return made
+
+
+def linked_feed(feed: Feed, snapshot: Snapshot, mentor_id: str, keys: FeedKeys, base_url: str) -> Feed:
+    """``feed`` with the mentor's answer links at the end of each event's description; as the
+    daemon serves it and as the export writes it (``static``), so both are the same bytes."""
+    mentor = snapshot.programme.mentor(mentor_id)
+    if mentor is None:
+        return feed
+    words = ANSWER_TEXTS[mentor.language]
+    sessions = {uid(s, snapshot.programme): s for s in feed.sessions}
+    cal = Calendar.from_ical(feed.body)
+    for event in cal.walk("VEVENT"):
+        sid = sessions.get(str(event.get("UID", "")))
+        if sid is None:
+            continue
+        url = answer_url(base_url, keys, mentor_id, sid)
+        lines = [f"{words[a]}: {url}?answer={a}" for a in ANSWERS]
+        text = str(event.get("DESCRIPTION", "")).rstrip()
+        event.pop("DESCRIPTION", None)
+        event.add("DESCRIPTION", "\n".join([text, "", words["answer_prompt"], *lines]).lstrip())
+    body = cal.to_ical()
+    return replace(feed, body=body, gzipped=gzip.compress(body, compresslevel=6, mtime=0),
+                   etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"')
 
 
 def _length(environ: dict[str, Any]) -> int | None:
