@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import re
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -147,6 +148,26 @@ def test_get_changes_nothing_and_post_records_what_attendance_shows(rig):
     assert again.status == 200
     assert "Ditt nuvarande svar: <strong>Kanske</strong>" in fetch(url, path).body.decode()
 
+
+
+def test_an_answer_while_another_program_holds_the_store_is_refused_whole(rig):
+    daemon, url, env = rig
+    path = _answer_path(daemon, url, "milja-kopsi", "janakkala")
+    other = sqlite3.connect(daemon.settings.state_db, isolation_level=None)  # as a backup tool
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        refused = fetch(url, path, method="POST", body=b"answer=declined", headers=FORM)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert refused.status == 503
+    assert refused.headers["retry-after"] == "5"
+    assert "Vastausta ei voitu tallentaa juuri nyt" in refused.body.decode()
+    shown = run_cli("attendance", "--json", "--session", "janakkala", env=env)
+    assert json.loads(shown.out)["sessions"][0]["mentors"][0]["answer"] == "none"
+    assert fetch(url, path, method="POST", body=b"answer=declined", headers=FORM).status == 200
+    shown = run_cli("attendance", "--json", "--session", "janakkala", env=env)
+    assert json.loads(shown.out)["sessions"][0]["mentors"][0]["answer"] == "declined"
 
 def test_wrong_and_rotated_tokens_are_not_found(rig):
     daemon, url, env = rig
