@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     smtp_password_file: Path | None = Field(
         default=None, description="File holding the SMTP password (Docker/systemd secrets)."
     )
+    organiser_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the organisers' view (/organisers: who answered what, and its "
+        "Atom feed), any user name; or KLASH_ORGANISER_PASSWORD_FILE. Unset: the view is off (404).",
+    )
+    organiser_password_file: Path | None = Field(
+        default=None, description="File holding the organisers' password (Docker/systemd secrets)."
+    )
     invite_delay: float = Field(
         default=120.0, ge=0,
         description="Seconds the programme must be quiet before invitations go out, so that "
@@ -182,6 +190,21 @@ class Settings(BaseSettings):
             except OSError as e:
                 raise SettingsError(
                     f"KLASH_SMTP_PASSWORD_FILE: cannot read {self.smtp_password_file} ({e.strerror})"
+                ) from None
+        return None
+
+
+    def organiser_secret(self) -> str | None:
+        """The organisers' password from KLASH_ORGANISER_PASSWORD or its _FILE, if any."""
+        if self.organiser_password is not None:
+            return self.organiser_password.get_secret_value() or None
+        if self.organiser_password_file is not None:
+            try:
+                return self.organiser_password_file.read_text(encoding="utf-8").strip() or None
+            except OSError as e:
+                raise SettingsError(
+                    f"KLASH_ORGANISER_PASSWORD_FILE: cannot read {self.organiser_password_file} "
+                    f"({e.strerror})"
                 ) from None
         return None
 

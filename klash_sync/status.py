@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from klash_sync.render.attendance import SessionAttendance
 from klash_sync.render.snapshot import Snapshot
 
 
@@ -107,6 +108,8 @@ class Live:
         self.unapplied: str | None = None
         self.unapplied_at: datetime | None = None
         self.channels: dict[str, ChannelStatus] = {}
+        # Who is coming, as the store last said (None: nobody keeps it here, e.g. the export).
+        self.attendance: tuple[SessionAttendance, ...] | None = None
 
     # ------------------------------------------------------------- programme
 
@@ -135,6 +138,10 @@ class Live:
         with self._lock:
             self.unapplied_at = _since(self.unapplied, message, self.unapplied_at, at)
             self.unapplied = message
+
+    def set_attendance(self, rows: list[SessionAttendance]) -> None:
+        """Mentors' answers per session, refreshed by the service after each pass and answer."""
+        self.attendance = tuple(rows)
 
     # -------------------------------------------------------------- channels
 

@@ -34,7 +34,7 @@ from klash_sync.render.snapshot import Snapshot
 from klash_sync.settings import Settings
 from klash_sync.state.store import Store
 from klash_sync.web.static import export_all
-from klash_sync.web.tokens import FeedKeys, rotate
+from klash_sync.web.tokens import FeedKeys, answer_links, rotate
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -207,14 +207,14 @@ def invites_send(ctx: Context, out: Outcome, *, allow_mass_cancel: bool = False)
     snapshot, settings = ctx.snapshot, ctx.settings
 
     def shown(delivery: Delivery) -> None:
-        inv, outcome = delivery.invitation, delivery.outcome
-        state = "sent" if outcome.ok else ("RETRY" if outcome.temporary else "FAILED")
-        extra = "" if outcome.ok else f": {outcome.answer}"
-        out.out(f"{state:<7}{inv.method:<8}{inv.session} to {inv.mentor}{extra}")
+        inv, o = delivery.invitation, delivery.outcome
+        state = "sent" if o.ok else ("RETRY" if o.temporary else "FAILED")
+        out.out(f"{state:<7}{inv.method:<8}{inv.session} to {inv.mentor}" + ("" if o.ok else f": {o.answer}"))
 
     report = ctx.invitations(lambda outbox: send(
         snapshot, outbox, config, now=ctx.now, allow_mass_cancel=allow_mass_cancel, on_delivery=shown,
-        retry_max=settings.retry_max, retry_waiting=True, public_feeds=not settings.private_feeds))
+        retry_max=settings.retry_max, retry_waiting=True, public_feeds=not settings.private_feeds,
+        answer_link=answer_links(settings, ctx.keys())))
     for line in held_lines(report.held):
         out.out(line)
     out.out(f"summary: {len(report.sent)} sent, {len(report.failed)} not sent, "

@@ -43,6 +43,8 @@ from klash_sync.deliver.caldav.channel import Calendars
 from klash_sync.deliver.caldav.sync import Syncer
 from klash_sync.deliver.invite.channel import Invitations
 from klash_sync.embedded.mount import Embedded
+from klash_sync.render.attendance import attendance
+from klash_sync.render.snapshot import Snapshot
 from klash_sync.service.health import health, judge
 from klash_sync.service.metrics import Metrics
 from klash_sync.service.notify import notify
@@ -56,11 +58,12 @@ from klash_sync.service.timing import Debouncer, Periodic
 from klash_sync.service.watch import Watcher
 from klash_sync.settings import Settings
 from klash_sync.state.backoff import Backoff
+from klash_sync.state.records import Answer
 from klash_sync.state.store import Store
 from klash_sync.status import Live
 from klash_sync.web.app import App
 from klash_sync.web.server import bind, bound_url, serve, shutdown
-from klash_sync.web.tokens import FeedKeys
+from klash_sync.web.tokens import FeedKeys, answer_links
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +97,14 @@ class Daemon:
             health=self._health, metrics=self._metrics, on_request=self.metrics.request,
             keys=FeedKeys.from_settings(settings, self.store),
             changes=lambda: self.store.recent_changes(30),
+            record=self.record_answer, answers=self.store.all_answers, now=self.clock.now,
         )
+        self._attended: Snapshot | None = None  # the programme the shown answers were counted for
         self.channels = channels(settings, self.clock, self.store)
         # The two channels operator requests name (control.py) and the syncer is given to.
         self.calendars = next(c for c in self.channels if isinstance(c, Calendars))
         self.invitations = next(c for c in self.channels if isinstance(c, Invitations))
+        self.invitations.answer_link = answer_links(settings, self.app.keys)
         # One backoff formula for every channel, kept in the store: a restart does not
         # hammer a server that was failing a minute ago.
         self.scheduler = Scheduler(self.channels, self.live, self.metrics, self.clock,
@@ -127,7 +133,8 @@ class Daemon:
         self.watcher.check()
         if self.debouncer.due() or (writable and self.loader.retry_due()):
             self.reload()
-        self.scheduler.collect()
+        if self.scheduler.collect() or self.live.snapshot is not self._attended:
+            self.refresh_attendance()  # a pass may have read answers; a new programme counts anew
         self.operator.tick()
         self.site.tick(self.live.snapshot)
         if not writable:
@@ -136,6 +143,25 @@ class Daemon:
         if self.scheduler.republish:
             self.scheduler.republish = not self.loader.republish()
         self.scheduler.tick(self.live.snapshot)
+
+    def record_answer(self, answer: Answer) -> None:
+        """An answer given on the page (a web request's thread): kept, then shown at once."""
+        self.store.record_answers([answer], self.clock.now())
+        self.refresh_attendance()
+
+    def refresh_attendance(self) -> None:
+        """Who is coming, read from the store into ``Live`` for the pages and /metrics (which
+        never read the store themselves). A store that cannot be read keeps the last counts."""
+        snapshot = self.live.snapshot
+        if snapshot is None:
+            return
+        self._attended = snapshot  # tried once per programme and pass, not at every turn
+        try:
+            latest = self.store.latest_answers()
+        except Exception as e:  # sqlite3 errors while another program holds the file
+            log.warning("answers could not be read from the state store: %s", e)
+            return
+        self.live.set_attendance(attendance(snapshot.programme, snapshot.revisions, latest))
 
     def reload(self, *, initial: bool = False) -> bool:
         """Load the programme file; apply it only if it is valid. Returns True if applied."""

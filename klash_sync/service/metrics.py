@@ -5,7 +5,8 @@ expects by construction. Every channel gets the same series, named after it: run
 result, writes by kind, failures by mentor, run durations (the CalDAV channel keeps
 the names its dashboards know, ``klash_calendar_syncs`` and friends), plus
 ``klash_{section}_failing`` and, for counts that are levels, ``klash_{section}{mentor,state}``
-(``klash_invitations``). ``klash_healthy`` and ``klash_health_problems{part}`` carry the
+(``klash_invitations``). ``klash_answers{session,answer}`` counts who is coming, from the
+answers the daemon last read into ``Live``. ``klash_healthy`` and ``klash_health_problems{part}`` carry the
 verdict /healthz gives (health.py), so an alert needs no HTTP probe; per-recipient
 failures are in ``klash_{section}_failing``. Everything passes the log redactor once
 more before it leaves.
@@ -64,6 +65,9 @@ class Metrics:
         self.problems = Gauge("klash_health_problems",
                               "What makes /healthz degraded, by part (programme, state, a channel).",
                               ["part"], registry=self.registry)
+        self.answers = Gauge("klash_answers", "Mentors per session by answer (accepted, tentative, "
+                             "declined, none): who is coming.", ["session", "answer"],
+                             registry=self.registry)
         self._runs: dict[str, _Runs] = {}
         self._failing: dict[str, Gauge] = {}
         self._levels: dict[str, Gauge] = {}
@@ -125,6 +129,10 @@ class Metrics:
         """The exposition; ``problems`` are /healthz's (``health.judge``) at this moment."""
         for channel in live.channels.values():
             self._gauges(channel)
+        self.answers.clear()
+        for row in live.attendance or ():
+            for answer, count in row.counts().items():
+                self.answers.labels(session=row.id, answer=answer).set(count)
         self.healthy.set(0 if problems else 1)
         parts = ["programme", "state", *(c.section for c in live.channels.values())]
         for part in parts:

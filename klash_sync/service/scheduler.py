@@ -135,12 +135,15 @@ class Scheduler:
         finally:
             self.wake.set()
 
-    def collect(self) -> None:
+    def collect(self) -> int:
+        """Record the runs that ended; how many there were."""
+        done = 0
         while True:
             try:
                 name, key, outcome, ask = self.finished.get_nowait()
             except queue.Empty:
-                return
+                return done
+            done += 1
             self._record(self.lanes[name], key, outcome)
             if ask is not None:
                 ask.done(key, outcome)

@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from klash_sync.render.snapshot import Feed
 from klash_sync.settings import Settings
-from klash_sync.state.records import Change
+from klash_sync.state.records import Answer, Change
 from klash_sync.status import Live
 from klash_sync.web.atom import atom
 from klash_sync.web.http import accepts_gzip, http_date, not_modified, preferred_language
+from klash_sync.web.organisers import Organisers
 from klash_sync.web.page import SCRIPT_HASH, Page
+from klash_sync.web.rsvp import PREFIX as RSVP
+from klash_sync.web.rsvp import Rsvp
 from klash_sync.web.texts import LANGUAGES
 from klash_sync.web.tokens import FeedKeys
 
@@ -53,7 +57,12 @@ class App:
         on_request: Callable[[str, int], None] | None = None,
         keys: FeedKeys | None = None,
         changes: Callable[[], list[Change]] | None = None,
+        record: Callable[[Answer], None] | None = None,
+        answers: Callable[[], list[Answer]] | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``record`` keeps a mentor's answer from the page (the daemon's store; without it
+        there are no answer pages), ``answers`` reads every kept one (the organisers' feed)."""
         self.live = live
         self.keys = keys
         self.changes = changes
@@ -62,13 +71,16 @@ class App:
         self.health = health
         self.metrics = metrics
         self.on_request = on_request
-        self.page = Page(settings, changes)
-        self._prefix = _path_of(settings.base_url)
+        self.record, self.answers, self.now = record, answers, now
+        self.set_settings(settings)
 
     def set_settings(self, settings: Settings) -> None:
         self.settings = settings
-        self.page = Page(settings, self.changes)
+        # answer links only where answers are taken (the daemon, not ``serve``)
+        self.page = Page(settings, self.changes, keys=self.keys if self.record is not None else None)
         self._prefix = _path_of(settings.base_url)
+        self.rsvp = Rsvp(self.live, self.page, self.keys, self.record, self.now)
+        self.organisers = Organisers(self.live, self.page, settings.organiser_secret(), self.answers)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -84,6 +96,8 @@ class App:
 
     def _route(self, environ: dict[str, Any], start_response: StartResponse, path: str) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
+        if path.startswith(RSVP):  # the one form: it takes a POST (rsvp.py)
+            return self.rsvp(environ, start_response, path)
         if method not in _SAFE:
             return _plain(start_response, "405 Method Not Allowed", b"Method not allowed\n",
                           extra=[("Allow", "GET, HEAD")])
@@ -91,6 +105,8 @@ class App:
         if _has_body(environ):  # a GET with a body is a smuggling attempt or a broken client
             return _plain(start_response, "400 Bad Request", b"A GET or HEAD request has no body\n")
         snapshot = self.live.snapshot
+        if Organisers.serves(path):
+            return self.organisers(environ, start_response, path)
         if path == "/healthz" and self.health is not None:
             status, body = self.health()
             return _respond(start_response, f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
@@ -111,6 +127,7 @@ class App:
             feed = snapshot.feeds.get(f"/feeds/mentors/{m['id']}.ics")
             if feed is None or not self._token_ok(m["id"], m["token"]):
                 return self._not_found(start_response, path)
+            feed = self.rsvp.feed_with_links(feed, m["id"])  # the answer links, on this one only
             return self._feed(environ, start_response, feed, head, private=True)
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
         lang = preferred_language(environ, query, LANGUAGES)

@@ -22,14 +22,17 @@ import segno
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from klash_sync.programme.model import Mentor, Session
+from klash_sync.render.attendance import SessionAttendance
 from klash_sync.render.changes import change_text
 from klash_sync.render.ical import start_instant, when
 from klash_sync.render.snapshot import Feed, Snapshot
 from klash_sync.settings import Settings
-from klash_sync.state.records import Change
+from klash_sync.state.records import ANSWERS, Change
 from klash_sync.status import Live, Record
+from klash_sync.web.answer_texts import ANSWER_TEXTS
 from klash_sync.web.links import Links
 from klash_sync.web.texts import LANGUAGE_NAMES, LANGUAGES, TEXTS, place
+from klash_sync.web.tokens import FeedKeys
 
 # The page works without JavaScript; this only adds the copy buttons. Its hash goes into
 # the Content-Security-Policy, so no other inline script can run.
@@ -67,6 +70,9 @@ class Row:
     session: Session
     time: str
     mentors: list[str]
+    counts: dict[str, int] | None = None  # answers per kind, public (no names); None: not known
+    answer_url: str | None = None  # the mentor's own answer page (on their private page)
+    answer: str | None = None  # the mentor's own answer so far
 
 
 @dataclass(frozen=True)
@@ -116,8 +122,10 @@ class Page:
     """Renders the pages from a snapshot; holds the template environment."""
 
     def __init__(self, settings: Settings, change_source: Callable[[], list[Change]] | None = None,
-                 *, static: bool = False) -> None:
+                 *, static: bool = False, keys: FeedKeys | None = None) -> None:
+        """``keys``: answer links on mentors' private pages (only where answers are taken)."""
         self.settings = settings
+        self.keys = keys
         self.change_source = change_source
         self.links = Links.for_base(settings.base_url, static=static)
         self.env = Environment(
@@ -150,7 +158,8 @@ class Page:
 
         t = dict(TEXTS[lang])
         return {
-            "t": t, "lang": lang, "snapshot": snapshot, "programme": snapshot.programme,
+            "t": t, "a": ANSWER_TEXTS[lang], "answers": ANSWERS,
+            "lang": lang, "snapshot": snapshot, "programme": snapshot.programme,
             "error": live.programme_error, "fmt": fmt, "script": SCRIPT,
             "urls": self.links,
             # The same page (and token) in another language: the language switch.
@@ -174,18 +183,31 @@ class Page:
     def changes(self) -> list[Change]:
         return self.change_source() if self.change_source is not None else []
 
-    def rows(self, snapshot: Snapshot, sessions: tuple[Session, ...] | None, lang: str
+    def rows(self, snapshot: Snapshot, sessions: tuple[Session, ...] | None, lang: str,
+             attendance: tuple[SessionAttendance, ...] | None = None, own: str | None = None
              ) -> list[tuple[str, list[Row]]]:
+        """``attendance``: the counts of answers; ``own``: the mentor whose answer links to show."""
         tz = ZoneInfo(snapshot.programme.programme.timezone)
         ordered = snapshot.ordered(sessions)
+        known = {a.id: a for a in attendance} if attendance is not None else None
         days = []
         for day, group in groupby(ordered, key=lambda s: start_instant(s, tz).date()):
             days.append((day_label(day, lang), [
                 Row(s, time_label(s, tz, lang),
-                    [m.name for mid in s.mentors if (m := snapshot.programme.mentor(mid))])
+                    [m.name for mid in s.mentors if (m := snapshot.programme.mentor(mid))],
+                    *self._answers(s, known, own))
                 for s in group
             ]))
         return days
+
+    def _answers(self, session: Session, known: dict[str, SessionAttendance] | None, own: str | None
+                 ) -> tuple[dict[str, int] | None, str | None, str | None]:
+        found = known.get(session.id) if known is not None else None
+        counts = found.counts() if found is not None and found.mentors else None
+        if own is None or self.keys is None or own not in session.mentors:
+            return counts, None, None
+        answer = next((m.answer for m in found.mentors if m.id == own), None) if found else None
+        return counts, f"{self.links.prefix}/rsvp/{self.keys.answer_token(own, session.id)}", answer
 
     def feeds(self, snapshot: Snapshot, lang: str) -> list[Link]:
         links = []
@@ -203,7 +225,7 @@ class Page:
         template = self.env.get_template("index.html")
         return template.render(
             **self._common(snapshot, live, lang),
-            days=self.rows(snapshot, None, lang), links=self.feeds(snapshot, lang),
+            days=self.rows(snapshot, None, lang, live.attendance), links=self.feeds(snapshot, lang),
             calendars=live.records("caldav"),
             invitations=self.invitations(snapshot, live),
             mentor=None, private=False, dav=None,
@@ -234,7 +256,8 @@ class Page:
             links = [self.link(own)]
         return template.render(
             **self._common(snapshot, live, lang, mentor.id, token),
-            days=self.rows(snapshot, snapshot.programme.sessions_of(mentor.id), lang),
+            days=self.rows(snapshot, snapshot.programme.sessions_of(mentor.id), lang, live.attendance,
+                           mentor.id if private_path is not None else None),
             links=links,
             calendars=[c for c in live.records("caldav") if c.mentor == mentor.id],
             mentor=mentor, private=private_path is not None,

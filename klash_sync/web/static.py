@@ -29,6 +29,7 @@ from klash_sync.state.records import Change
 from klash_sync.status import Live
 from klash_sync.web.atom import atom
 from klash_sync.web.page import Page
+from klash_sync.web.rsvp import linked_feed
 from klash_sync.web.texts import LANGUAGES
 from klash_sync.web.tokens import FeedKeys
 
@@ -109,7 +110,9 @@ def _files(snapshot: Snapshot, settings: Settings, keys: FeedKeys | None,
             if settings.private_feeds:
                 if keys is None:
                     continue
-                files[f"feeds/mentors/{feed.key}/{keys.token(feed.key)}.ics"] = (feed.body, mtime)
+                # with the answer links, as `run` serves it (they lead to its /rsvp/)
+                linked = linked_feed(feed, snapshot, feed.key, keys, settings.base_url)
+                files[f"feeds/mentors/{feed.key}/{keys.token(feed.key)}.ics"] = (linked.body, mtime)
                 continue
         elif not settings.public_feeds:
             continue

@@ -11,7 +11,8 @@ The HTML part is what Outlook and Gmail show as the body (without one, Outlook s
 the plain text and Gmail's preview the raw lines); every value in it is escaped, the
 start is also given machine-readable (``<time datetime>``), and it links to the
 session's page, the programme's page and the mentor's own feed when the public address
-(``KLASH_PUBLIC_URL``) is known.
+(``KLASH_PUBLIC_URL``) is known, and to the mentor's answer page (coming, maybe, not coming:
+``web.rsvp``) when there is one; a cancellation asks for no answer.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Facts:
     lead: str  # the opening sentence
     language: str  # fi, sv or en
     labels: dict[str, str]  # the words of ``language`` (words.TEXTS)
+    answers: tuple[tuple[str, str], ...] = ()  # (label, link): coming, maybe, not coming
 
 
 def _zone_words(tz: ZoneInfo, w: dict[str, str]) -> str:
@@ -76,9 +78,9 @@ def _when(event: Event, tz: ZoneInfo, w: dict[str, str]) -> tuple[str, str]:
 
 
 def facts(inv: Invitation, event: Event, tz: ZoneInfo, *, programme_name: str,
-          page: str = "", feed: str = "", language: str | None = None) -> Facts:
+          page: str = "", feed: str = "", language: str | None = None, answer: str = "") -> Facts:
     """The facts of one message, in the mentor's language; the subject ends with the
-    programme's name and says "cancelled" once."""
+    programme's name and says "cancelled" once. ``answer``: the mentor's answer page."""
     w = words(language)
     title = str(event.get("SUMMARY", ""))
     if title.startswith(_CANCELLED_SUMMARY):
@@ -94,7 +96,9 @@ def facts(inv: Invitation, event: Event, tz: ZoneInfo, *, programme_name: str,
     others = tuple(name for name, email in inv.attendees if email != inv.address and name)
     return Facts(title, when, start, str(event.get("LOCATION", "")), others,
                  str(event.get("DESCRIPTION", "")), str(event.get("URL", "")), page, feed,
-                 f"{subject} – {programme_name}", lead, language or "fi", w)
+                 f"{subject} – {programme_name}", lead, language or "fi", w,
+                 tuple((w[a], f"{answer}?answer={a}") for a in ("accepted", "tentative", "declined"))
+                 if answer and inv.method != CANCEL else ())
 
 
 def plain_text(f: Facts) -> str:
@@ -110,6 +114,8 @@ def plain_text(f: Facts) -> str:
     for key, url in (("details", f.url), ("programme", f.page), ("feed", f.feed)):
         if url:
             lines.append(f"{w[key]}: {url}")
+    if f.answers:
+        lines += ["", f"{w['answer']}:", *(f"{label}: {url}" for label, url in f.answers)]
     return "\n".join(lines) + "\n"
 
 
@@ -136,5 +142,8 @@ def html_text(f: Facts) -> str:
         ("details", f.url), ("programme", f.page), ("feed", f.feed)) if url]
     if links:
         parts += ["<ul>", *links, "</ul>"]
+    if f.answers:
+        parts += [f"<p>{e(w['answer'])}:</p>", "<ul>",
+                  *(f'<li><a href="{e(url)}">{e(label)}</a></li>' for label, url in f.answers), "</ul>"]
     parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"

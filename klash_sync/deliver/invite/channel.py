@@ -128,7 +128,7 @@ def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime,
 
 
 def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,
-                public_feeds: bool) -> EmailMessage:
+                public_feeds: bool, answer_link: Callable[[str, str], str] | None = None) -> EmailMessage:
     """The e-mail of one invitation, as ``send`` hands it over and ``invites --messages``
     writes it: one function, so the preview is the message. ``public_feeds``: it links the
     mentor's feed (a private feed's address is a secret, never mailed)."""
@@ -137,7 +137,8 @@ def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,
     msg = build_message(inv, programme_name=info.name, organiser=info.organiser,
                         organiser_email=info.organiser_email, timezone=info.timezone,
                         uid_domain=info.uid_domain, now=at, page=snapshot.base_url or "",
-                        public_feeds=public_feeds, language=language_of(snapshot, inv.mentor))
+                        public_feeds=public_feeds, language=language_of(snapshot, inv.mentor),
+                        answer=answer_link(inv.mentor, inv.session) if answer_link else "")
     # MIME boundaries from the invitation, not at random: the same message, the same bytes
     # ('=_' and '.' never occur in base64 or quoted-printable lines)
     seed = hashlib.sha256(f"{inv.key}|{inv.sequence}|{inv.hash}".encode()).hexdigest()[:24]
@@ -158,6 +159,7 @@ def send(
     on_delivery: Callable[[Delivery], None] | None = None,
     only: str | None = None,
     public_feeds: bool = False,
+    answer_link: Callable[[str, str], str] | None = None,  # (mentor, session) -> answer page
 ) -> InviteReport:
     """Plan and send every due invitation (to one mentor with ``only``), recording each
     step in the outbox. ``public_feeds``: the messages link the mentor's feed."""
@@ -181,7 +183,7 @@ def send(
             outbox.record_pending(inv, at)
             started, tried = time.monotonic(), unreachable is None
             if unreachable is None:
-                msg = message_for(inv, snapshot, at, public_feeds=public_feeds)
+                msg = message_for(inv, snapshot, at, public_feeds=public_feeds, answer_link=answer_link)
                 outcome = transport.send(msg, info.organiser_email, inv.address)
                 if not outcome.ok and outcome.temporary and not transport.connect().ok:
                     unreachable = outcome  # no server: keep the rest pending, do not hammer it
@@ -231,6 +233,7 @@ class Invitations:
         self._warned = False
         self._lock = threading.Lock()
         self.held: dict[str, list[Invitation]] = {}
+        self.answer_link: Callable[[str, str], str] | None = None  # the daemon's, when answers are taken
 
     def items(self, snapshot: Snapshot) -> Iterable[Mailbox]:
         return mailboxes(snapshot, self.outbox)
@@ -250,7 +253,8 @@ class Invitations:
         report = send(snapshot, self.outbox, self.config, now=self.clock.now,
                       allow_mass_cancel=ask is not None and ask.allow_mass,
                       retry_max=self.settings.retry_max, retry_waiting=ask is not None,
-                      only=item.mentor, public_feeds=not self.settings.private_feeds)
+                      only=item.mentor, public_feeds=not self.settings.private_feeds,
+                      answer_link=self.answer_link)
         with self._lock:
             if item.mentor in report.held:
                 self.held[item.mentor] = report.held[item.mentor]

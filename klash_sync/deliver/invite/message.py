@@ -111,18 +111,20 @@ def _mentor_feed(page: str, mentor: str) -> str:
 
 def build_message(inv: Invitation, *, programme_name: str, organiser: str, organiser_email: str,
                   timezone: str, uid_domain: str, now: datetime, page: str = "",
-                  public_feeds: bool = True, language: str | None = None) -> EmailMessage:
+                  public_feeds: bool = True, language: str | None = None, answer: str = "") -> EmailMessage:
     """The whole e-mail, ready for ``smtp.Transport``; the same inputs give the same message.
 
     ``page`` is the public address of the programme's page (``KLASH_PUBLIC_URL``), if known;
     the mentor's feed is linked only when feeds are public (a private feed's address is a
-    secret the web layer makes, and a mail is no place for it).
+    secret the web layer makes, and a mail is no place for it). ``answer``: the mentor's
+    answer page for this session (its token is theirs alone, made by the web layer).
     """
     body = calendar_body(inv, timezone=timezone, organiser=organiser,
                          organiser_email=organiser_email, now=now)
     event = cast(Event, Calendar.from_ical(body).walk("VEVENT")[0])
     said = facts(inv, event, ZoneInfo(timezone), programme_name=programme_name, page=page,
-                 feed=_mentor_feed(page, inv.mentor) if public_feeds else "", language=language)
+                 feed=_mentor_feed(page, inv.mentor) if public_feeds else "", language=language,
+                 answer=answer)
     msg = EmailMessage(policy=SMTP)
     msg["From"] = mailbox("From", organiser, organiser_email)
     msg["To"] = mailbox("To", inv.name, inv.address)

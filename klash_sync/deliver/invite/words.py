@@ -22,6 +22,7 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "programme": "Ohjelma", "feed": "Oma kalenterisyöte",
         "at": "klo", "all_day": "koko päivä", "zone_helsinki": "Helsingin aikaa",
         "weekdays": "ma ti ke to pe la su",
+        "answer": "Tuletko? Vastaa", "accepted": "Tulen", "tentative": "Ehkä", "declined": "En tule",
     },
     "sv": {
         "invited": "Inbjudan", "updated": "Uppdaterad", "cancelled": "Inställd",
@@ -33,6 +34,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "programme": "Programmet", "feed": "Ditt kalenderflöde",
         "at": "kl.", "all_day": "hela dagen", "zone_helsinki": "Helsingforstid",
         "weekdays": "mån tis ons tors fre lör sön",
+        "answer": "Kommer du? Svara", "accepted": "Jag kommer", "tentative": "Kanske",
+        "declined": "Jag kommer inte",
     },
     "en": {
         "invited": "Invitation", "updated": "Updated", "cancelled": "Cancelled",
@@ -43,6 +46,8 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "programme": "Programme", "feed": "Your calendar feed",
         "at": "", "all_day": "all day", "zone_helsinki": "Helsinki time",
         "weekdays": "Mon Tue Wed Thu Fri Sat Sun",
+        "answer": "Are you coming? Answer", "accepted": "Coming", "tentative": "Maybe",
+        "declined": "Not coming",
     },
 }
 
