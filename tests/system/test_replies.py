@@ -20,6 +20,7 @@ from tests.fixtures.answers_world import (
     deliver,
     flags,
     imap_env,
+    login,
     mail_server,
     programme,
     session,
@@ -200,3 +201,22 @@ def test_plain_imap_off_loopback_needs_starttls_and_the_password_stays_secret(tm
     none = run_cli("replies", env={**env, "KLASH_IMAP_URL": ""})
     assert none.code == 2
     assert "set KLASH_IMAP_URL" in none.err
+
+
+def test_only_counted_answers_are_moved_and_only_when_asked(tmp_path, cyrus):
+    path = tmp_path / "programme.toml"
+    path.write_text(programme(SESSIONS), encoding="utf-8")
+    env = {**_env(tmp_path, cyrus, "box3", path), "KLASH_IMAP_MOVE_TO": "INBOX.Answers"}
+    imap = login(cyrus, "box3")
+    assert imap.create("INBOX.Answers")[0] == "OK"
+    imap.logout()
+    assert run_cli("replies", env=env).code == 0
+    winter = _sequences(tmp_path)["winter"]
+    deliver(cyrus, "box3",
+            shape.google("7kq1t8@google.com", ULLA, "Ulla Nord", "ACCEPTED", 0, T0, "Someone else's"),
+            shape.apple("winter@klash.test", MILJA, "Milja Kopsi", "ACCEPTED", winter, T0, "Winter"))
+    result = run_cli("replies", env=env)
+    assert result.code == 0, result.out + result.err
+    assert "summary: 2 messages read, 1 new answers, 1 ignored" in result.out
+    assert len(flags(cyrus, "box3")) == 1  # the foreign one stays where it was
+    assert len(flags(cyrus, "box3", "INBOX.Answers")) == 1

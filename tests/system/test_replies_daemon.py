@@ -109,6 +109,11 @@ def test_a_late_decline_is_mailed_once_and_a_lost_mailbox_is_a_warning(tmp_path,
             metrics = response.read().decode()
         assert 'klash_replies_actions_total{kind="answers"} 3.0' in metrics
         assert 'klash_replies_actions_total{kind="decline_mail"} 1.0' in metrics
+        handed = run_cli("replies", env={**env, "KLASH_PROGRAMME": str(path),
+                                         "KLASH_STATE_DIR": str(tmp_path / "state")})
+        assert handed.code == 0, handed.out + handed.err  # the daemon read it, on its own worker
+        assert "handed over" in handed.err
+        assert "summary: 0 messages read" in handed.out
         code, _ = stop(daemon)
         assert code == 0
 
