@@ -97,7 +97,7 @@ class Daemon:
             changes=lambda: self.store.recent_changes(30),
         )
         self.channels = channels(settings, self.clock, self.store)
-        # The two channels operator requests name (control.py) and the syncer is given to.
+        # The channels operator requests name (control.py) and the syncer is given to.
         self.calendars = next(c for c in self.channels if isinstance(c, Calendars))
         self.invitations = next(c for c in self.channels if isinstance(c, Invitations))
         self.replies = next(c for c in self.channels if isinstance(c, Replies))

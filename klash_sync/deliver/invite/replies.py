@@ -146,6 +146,13 @@ def read_replies(config: ImapConfig, snapshot: Snapshot, store: Store,
                         report.ignored.append((uid, str(why)))
                         log.info("replies: message %d of %s ignored: %s", uid, config.folder, why)
                         continue
+                    except ImapError:
+                        raise
+                    except Exception as e:  # a message no rule foresaw must not stop the reader
+                        report.ignored.append((uid, f"could not be read ({type(e).__name__})"))
+                        log.warning("replies: message %d of %s ignored: could not be read (%s)", uid,
+                                    config.folder, type(e).__name__)
+                        continue
                     found.append(answer)
                     counted.append(uid)
                 new = store.record_answers(found, now(), cursor=(config.key, box.uidvalidity, chunk[-1]))
