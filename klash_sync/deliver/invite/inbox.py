@@ -67,6 +67,7 @@ class Replies:
             self.imap = imap_config(settings)
         except SettingsError as e:
             self.imap_error = str(e)
+            log.error("answers by e-mail are not read: %s", e)
         self.smtp: SmtpConfig | None = None
         try:
             self.smtp = smtp_config(settings) if settings.decline_mail else None
