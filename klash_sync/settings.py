@@ -3,7 +3,7 @@
 Each field's description says what it does; the README's settings table and
 ``config/klash-sync.env.example`` list every field with its default, and
 tests/system/test_words.py keeps all three in step. Secrets (``KLASH_SECRET``,
-``KLASH_SMTP_PASSWORD``) are ``SecretStr`` so that they never appear in a repr, a log
+``KLASH_SMTP_PASSWORD``, ``KLASH_IMAP_PASSWORD``) are ``SecretStr`` so that they never appear in a repr, a log
 line or an error.
 """
 
@@ -137,6 +137,42 @@ class Settings(BaseSettings):
         "quick edits make one message.",
     )
 
+    imap_url: str = Field(
+        default="",
+        description="The organiser's mailbox where mentors' answers arrive: "
+        "imaps://user@host[:port]/Folder, or imap://user@host[:port]/Folder (STARTTLS, required "
+        "unless the host is loopback). Empty: answers by e-mail are not read.",
+    )
+    imap_password: SecretStr | None = Field(
+        default=None, description="IMAP password (or KLASH_IMAP_PASSWORD_FILE)."
+    )
+    imap_password_file: Path | None = Field(
+        default=None, description="File holding the IMAP password (Docker/systemd secrets)."
+    )
+    imap_interval: int = Field(
+        default=120, ge=5, description="Seconds between reads of the mailbox."
+    )
+    imap_move_to: str = Field(
+        default="",
+        description="A folder to move each counted answer to (it must exist). Empty: mail is "
+        "never moved, deleted or marked.",
+    )
+    imap_max_bytes: int = Field(
+        default=2_000_000, ge=10_000,
+        description="Messages larger than this are ignored without being downloaded.",
+    )
+    imap_authserv_id: str = Field(
+        default="",
+        description="The authserv-id the organiser's own mail system writes in "
+        "Authentication-Results; when the topmost such header is its, a reply must pass DMARC, "
+        "or DKIM or SPF when it has no DMARC result.",
+    )
+    decline_mail: bool = Field(
+        default=True,
+        description="Mail the organiser at once when a mentor declines within 48 hours of a "
+        "session (needs KLASH_SMTP_URL and organiser_email).",
+    )
+
     @field_validator("site_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -190,6 +226,19 @@ class Settings(BaseSettings):
             except OSError as e:
                 raise SettingsError(
                     f"KLASH_SMTP_PASSWORD_FILE: cannot read {self.smtp_password_file} ({e.strerror})"
+                ) from None
+        return None
+
+    def imap_secret(self) -> str | None:
+        """The IMAP password from KLASH_IMAP_PASSWORD or KLASH_IMAP_PASSWORD_FILE, if any."""
+        if self.imap_password is not None:
+            return self.imap_password.get_secret_value()
+        if self.imap_password_file is not None:
+            try:
+                return self.imap_password_file.read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise SettingsError(
+                    f"KLASH_IMAP_PASSWORD_FILE: cannot read {self.imap_password_file} ({e.strerror})"
                 ) from None
         return None
 

@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON (shape in the README)")
     p.set_defaults(func=attendance.cmd_attendance)
 
+    p = sub.add_parser("replies", help="read mentors' answers from the organiser's mailbox, once",
+                       description="Read the new messages in KLASH_IMAP_URL's folder and keep the "
+                       "mentors' iMIP answers (`run` does it every KLASH_IMAP_INTERVAL). Prints each "
+                       "answer and each message ignored, with why. Mail is never altered.")
+    _common(p)
+    p.set_defaults(func=operate.cmd_replies)
+
     p = sub.add_parser("purge", help="remove every event of ours from one mentor's calendar",
                        description="Delete every event klash-sync put into MENTOR's calendar. "
                        "Events the mentor made themselves are never touched.")

@@ -135,6 +135,12 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     return perform(settings, programme, "accounts", "accounts", {"reset": args.reset})
 
 
+def cmd_replies(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    programme = load(settings.programme)
+    return perform(settings, programme, "replies", "replies", {})
+
+
 def send_invites(settings: Settings, programme: Programme, args: argparse.Namespace) -> int:
     return perform(settings, programme, "invites --send", "invites-send",
                    {"allow_mass_cancel": args.allow_mass_cancel})

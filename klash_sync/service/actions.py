@@ -1,12 +1,11 @@
 """The operator's writing actions: each is one function from a context to an ``Outcome``.
 
-``purge``, ``sync``, ``invites --send``, ``feeds rotate``, ``accounts`` and ``export
---all`` run either in the command's own process (``local.LocalContext``, when it can
-take the state directory) or in the running daemon (``operator.DaemonContext``, when
-``klash-sync run`` holds it and the command hands the action over through
-``control.py``). Both run the very same function, so the effect, the lines and the
+``purge``, ``sync``, ``invites --send``, ``feeds rotate``, ``accounts``, ``replies`` and
+``export --all`` run in the command's own process (``local.LocalContext``) when it can
+take the state directory, or in the running daemon (``inside.DaemonContext``), handed
+over through ``control.py``: the very same function, so the effect, the lines and the
 exit code are the same either way. Nothing here prints: an ``Outcome`` collects the
-lines (tagged for standard output or standard error) and ``cli/`` prints them.
+lines (for standard output or standard error) and ``cli/`` prints them.
 
 Exit codes, for every command: 0 done; 1 a calendar or recipient failed, or something
 was held; 2 bad input (an unknown mentor, an invalid programme or setting, a state
@@ -26,6 +25,7 @@ from klash_sync.deliver.caldav.sync import CalendarResult, Job
 from klash_sync.deliver.invite.channel import Delivery, InviteReport, send
 from klash_sync.deliver.invite.outbox import Outbox
 from klash_sync.deliver.invite.plan import Invitation
+from klash_sync.deliver.invite.replies import ReadReport
 from klash_sync.deliver.invite.smtp import SmtpConfig
 from klash_sync.embedded.mount import Embedded
 from klash_sync.errors import MassDeleteRefused, ProgrammeError, SettingsError, UserError
@@ -87,6 +87,7 @@ class Context(Protocol):
         """Run ``work`` on the outbox, never beside another invitation pass."""
     def published(self) -> None:
         """Feed addresses changed: the static site (KLASH_SITE_DIR) follows."""
+    def read_replies(self) -> ReadReport: ...  # the mailbox once, never beside another read
 
 
 def failure(command: str, error: UserError, outcome: Outcome) -> Outcome:
@@ -100,9 +101,6 @@ def failure(command: str, error: UserError, outcome: Outcome) -> Outcome:
     return outcome
 
 
-# ------------------------------------------------------------------ lines
-
-
 def result_line(result: CalendarResult) -> str:
     label = result.mentor + (" (leaving)" if result.leaving else "")
     if not result.ok:
@@ -114,10 +112,8 @@ def result_line(result: CalendarResult) -> str:
 
 def summary_lines(results: list[CalendarResult], *, table: bool) -> list[str]:
     total, failed = len(results), sum(1 for r in results if not r.ok)
-    created = sum(r.created for r in results)
-    updated = sum(r.updated for r in results)
-    deleted = sum(r.deleted for r in results)
-    requests = sum(r.requests for r in results)
+    created, updated, deleted, requests = (sum(getattr(r, k) for r in results)
+                                           for k in ("created", "updated", "deleted", "requests"))
     if table:  # in a terminal
         return ["", f"{'calendars':<12}{'failed':<8}{'created':<9}{'updated':<9}{'deleted':<9}requests",
                 f"{total:<12}{failed:<8}{created:<9}{updated:<9}{deleted:<9}{requests}"]
@@ -151,9 +147,6 @@ def address_lines(settings: Settings, keys: FeedKeys | None, mentor: Mentor) -> 
 
 
 PUBLIC_NOTE = "(public addresses: set KLASH_PRIVATE_FEEDS=true and a secret for secret ones)"
-
-
-# ---------------------------------------------------------------- actions
 
 
 def sync(ctx: Context, out: Outcome, *, allow_mass_delete: bool = False, table: bool = False) -> None:
@@ -270,6 +263,14 @@ def accounts(ctx: Context, out: Outcome, *, reset: str | None = None) -> None:
         out.out(f"removed logins of mentors no longer in the programme: {', '.join(gone)}")
 
 
+def replies(ctx: Context, out: Outcome) -> None:
+    """Read the organiser's mailbox for mentors' answers now (``run`` reads it every interval)."""
+    report = ctx.read_replies()
+    for line in report.lines():
+        (out.err if line.startswith("FAILED") else out.out)(line)
+    out.code = EXIT_OK if report.ok else EXIT_FAILED
+
+
 def export_site(ctx: Context, out: Outcome, *, target: str) -> None:
     """Every feed and the page into ``target`` (an absolute path), swapped in atomically."""
     snapshot = ctx.snapshot
@@ -277,16 +278,15 @@ def export_site(ctx: Context, out: Outcome, *, target: str) -> None:
     out.err(f"exported {len(snapshot.feeds)} feeds and the page to {target} (-> {version.name})")
 
 
-Action = Callable[..., None]
-
 # name -> (the command named in messages, the function); the names travel in requests
-ACTIONS: dict[str, tuple[str, Action]] = {
+ACTIONS: dict[str, tuple[str, Callable[..., None]]] = {
     "sync": ("sync", sync),
     "purge": ("purge", purge),
     "invites-send": ("invites", invites_send),
     "feeds-rotate": ("feeds", feeds_rotate),
     "accounts": ("accounts", accounts),
     "export-all": ("export", export_site),
+    "replies": ("replies", replies),
 }
 
 

@@ -42,6 +42,7 @@ from klash_sync.deliver.base import Channel
 from klash_sync.deliver.caldav.channel import Calendars
 from klash_sync.deliver.caldav.sync import Syncer
 from klash_sync.deliver.invite.channel import Invitations
+from klash_sync.deliver.invite.inbox import Replies
 from klash_sync.embedded.mount import Embedded
 from klash_sync.render.attendance import attendance
 from klash_sync.render.snapshot import Snapshot
@@ -75,7 +76,8 @@ DELIVERIES_SHARE = 0.6  # of KLASH_STOP_TIMEOUT: how long running deliveries get
 
 def channels(settings: Settings, clock: Clock, store: Store) -> list[Channel]:
     """Every delivery channel the service runs: a new channel is one more line here."""
-    return [Calendars(settings, store), Invitations(settings, clock, store)]
+    return [Calendars(settings, store), Invitations(settings, clock, store),
+            Replies(settings, clock, store)]
 
 
 class Daemon:
@@ -101,10 +103,11 @@ class Daemon:
         )
         self._attended: Snapshot | None = None  # the programme the shown answers were counted for
         self.channels = channels(settings, self.clock, self.store)
-        # The two channels operator requests name (control.py) and the syncer is given to.
+        # The channels operator requests name (control.py) and the syncer is given to.
         self.calendars = next(c for c in self.channels if isinstance(c, Calendars))
         self.invitations = next(c for c in self.channels if isinstance(c, Invitations))
         self.invitations.answer_link = answer_links(settings, self.app.keys)
+        self.replies = next(c for c in self.channels if isinstance(c, Replies))
         # One backoff formula for every channel, kept in the store: a restart does not
         # hammer a server that was failing a minute ago.
         self.scheduler = Scheduler(self.channels, self.live, self.metrics, self.clock,

@@ -15,11 +15,13 @@ from klash_sync.deliver.caldav.channel import Calendars
 from klash_sync.deliver.caldav.sync import CalendarResult, Job
 from klash_sync.deliver.invite.channel import InviteReport
 from klash_sync.deliver.invite.outbox import Outbox
+from klash_sync.deliver.invite.replies import ReadReport
 from klash_sync.deliver.invite.smtp import SmtpConfig
 from klash_sync.embedded.mount import Embedded
-from klash_sync.errors import SettingsError
+from klash_sync.errors import SettingsError, UserError
 from klash_sync.programme.model import Programme
 from klash_sync.render.snapshot import Snapshot
+from klash_sync.service.local import NO_MAILBOX
 from klash_sync.web.tokens import FeedKeys
 
 if TYPE_CHECKING:
@@ -72,3 +74,11 @@ class DaemonContext:
 
     def published(self) -> None:
         self.daemon.site.changed()
+
+    def read_replies(self) -> ReadReport:
+        channel = self.daemon.replies
+        if channel.imap is None and channel.imap_error is not None:
+            raise SettingsError(channel.imap_error)
+        if channel.imap is None:
+            raise UserError(NO_MAILBOX)
+        return self.operator.replies(self._snapshot)

@@ -14,9 +14,12 @@ from urllib.parse import urlsplit
 
 from klash_sync.deliver.caldav.sync import CalendarResult, Job, Syncer, jobs_for
 from klash_sync.deliver.invite.channel import InviteReport
+from klash_sync.deliver.invite.imap import imap_config
 from klash_sync.deliver.invite.outbox import Outbox
+from klash_sync.deliver.invite.replies import ReadReport, read_replies
 from klash_sync.deliver.invite.smtp import SmtpConfig, smtp_config
 from klash_sync.embedded.mount import Embedded
+from klash_sync.errors import UserError
 from klash_sync.programme.model import Programme
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.service.loopback import loopback_server
@@ -28,6 +31,7 @@ from klash_sync.web.tokens import FeedKeys
 
 NOT_SET_UP = ("(the embedded CalDAV server has not been set up yet: its calendars are not "
               "planned; `klash-sync sync` or `run` creates them)")
+NO_MAILBOX = "no mailbox to read: set KLASH_IMAP_URL (see the README, 'Answers by e-mail')"
 
 
 def now() -> datetime:
@@ -141,3 +145,10 @@ class LocalContext:
         if self.settings.site_dir is not None:
             export_all(self.snapshot, self.settings, self.settings.site_dir, self.keys(),
                        self.store.recent_changes(30))
+
+    def read_replies(self) -> ReadReport:
+        config = imap_config(self.settings)
+        if config is None:
+            raise UserError(NO_MAILBOX)
+        return read_replies(config, self.snapshot, self.store, Outbox(self.store).sent(), now=now,
+                            authserv_id=self.settings.imap_authserv_id)

@@ -29,7 +29,9 @@ from klash_sync.deliver.base import Outcome as Ran
 from klash_sync.deliver.caldav.channel import Calendars
 from klash_sync.deliver.caldav.sync import CalendarResult, Job
 from klash_sync.deliver.invite.channel import Invitations, InviteReport
+from klash_sync.deliver.invite.inbox import Replies
 from klash_sync.deliver.invite.outbox import Outbox
+from klash_sync.deliver.invite.replies import ReadReport
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.service import control
 from klash_sync.service.actions import ACTIONS, EXIT_FAILED, EXIT_INVALID, Outcome, perform
@@ -253,6 +255,13 @@ class Operator:
         report = self.wait(scheduler.lane(Invitations.name).pool.submit(work, channel.outbox))
         self.call(lambda: scheduler.report(Invitations.name, self.daemon.live.snapshot))
         return report
+
+    def replies(self, snapshot: Snapshot) -> ReadReport:
+        """Read the mailbox on the replies channel's own worker (never beside its own read)."""
+        channel = self.daemon.replies
+        return self.wait(self.daemon.scheduler.lane(Replies.name).pool.submit(channel.read_once,
+                                                                                snapshot))
+
 
 
 def _stopped() -> Outcome:
