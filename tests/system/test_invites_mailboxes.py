@@ -141,18 +141,39 @@ def test_two_invited_mentors_at_one_address_are_refused_naming_both(tmp_path):
     assert f"milja@{DOMAIN}" in line
 
 
-def test_a_new_organiser_address_sends_each_holder_a_request_from_it(tmp_path, smtp, mailboxes):
+def test_a_new_organiser_address_hands_each_copy_over_and_later_changes_follow(
+        tmp_path, smtp, mailboxes):
     rig = Rig(tmp_path, smtp, mailboxes)
-    first = {m.recipients[0]: calendar_of(m) for m in rig.send(programme(day=f"{Y}-10-13"))}
+    day = f"{Y}-10-13"
+    first = {m.recipients[0]: calendar_of(m) for m in rig.send(programme(day=day))}
     new = "kalenteri@kuntaliitto.test"
-    sent = rig.send(programme(day=f"{Y}-10-13", organiser=new))
-    assert sorted(m.recipients[0] for m in sent) == [f"milja@{DOMAIN}", f"ulla@{DOMAIN}"]
-    for m in sent:
-        got = calendar_of(m)
-        assert m.sender == new
-        assert got["method"] == "REQUEST"
-        assert got["organizer"]["value"] == f"mailto:{new}"
-        assert got["sequence"] == first[m.recipients[0]]["sequence"] + 1
+    sent = rig.send(programme(day=day, organiser=new))
+    # per address: a CANCEL from the old organiser, then a REQUEST from the new one
+    got = [(m.recipients[0], m.sender, calendar_of(m)) for m in sent]
+    for box in ("milja", "ulla"):
+        mine = [(sender, cal) for to, sender, cal in got if to == f"{box}@{DOMAIN}"]
+        assert [(sender, cal["method"]) for sender, cal in mine] == [
+            (ORGANISER_EMAIL, "CANCEL"), (new, "REQUEST")]
+        (_, cancel), (_, request) = mine
+        assert cancel["organizer"]["value"] == f"mailto:{ORGANISER_EMAIL}"
+        assert cancel["status"] == "CANCELLED"
+        assert request["organizer"]["value"] == f"mailto:{new}"
+        assert cancel["sequence"] > first[f"{box}@{DOMAIN}"]["sequence"]
+        assert request["sequence"] > cancel["sequence"]
+        filed = mailboxes.events(box)
+        assert list(filed) == [UID]  # once, from the new organiser
+        assert str(filed[UID]["ORGANIZER"]) == f"mailto:{new}"
+    assert rig.send(programme(day=day, organiser=new)) == []  # nothing more to say
+    # a later reschedule, from the new address, moves every copy
+    later = f"{Y}-10-20"
+    sent = rig.send(programme(day=later, organiser=new))
+    assert sorted((m.recipients[0], m.sender) for m in sent) == [
+        (f"milja@{DOMAIN}", new), (f"ulla@{DOMAIN}", new)]
+    for box in ("milja", "ulla"):
+        filed = mailboxes.events(box)
+        assert list(filed) == [UID]
+        assert start(filed[UID]) == f"{later}T07:00Z"
+        assert str(filed[UID]["ORGANIZER"]) == f"mailto:{new}"
 
 
 def without_date(raw: bytes) -> bytes:

@@ -32,10 +32,11 @@ from email.message import EmailMessage
 from klash_sync.clock import Clock
 from klash_sync.deliver import base
 from klash_sync.deliver.base import Report, Result
+from klash_sync.deliver.invite.items import Invitation, InvitePlan
 from klash_sync.deliver.invite.mailboxes import Mailbox, mailboxes, record
 from klash_sync.deliver.invite.message import build_message
 from klash_sync.deliver.invite.outbox import Outbox
-from klash_sync.deliver.invite.plan import Invitation, InvitePlan, invited, plan_invitations, release
+from klash_sync.deliver.invite.plan import invited, plan_invitations, release
 from klash_sync.deliver.invite.smtp import Outcome, SmtpConfig, Transport, smtp_config
 from klash_sync.errors import SettingsError
 from klash_sync.render.snapshot import Snapshot
@@ -134,8 +135,9 @@ def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,
     mentor's feed (a private feed's address is a secret, never mailed)."""
     info = snapshot.programme.programme
     assert info.organiser_email is not None
+    # a CANCEL speaks for the organiser address its copy came from (an earlier one's, too)
     msg = build_message(inv, programme_name=info.name, organiser=info.organiser,
-                        organiser_email=info.organiser_email, timezone=info.timezone,
+                        organiser_email=inv.organiser or info.organiser_email, timezone=info.timezone,
                         uid_domain=info.uid_domain, now=at, page=snapshot.base_url or "",
                         public_feeds=public_feeds, language=language_of(snapshot, inv.mentor))
     # MIME boundaries from the invitation, not at random: the same message, the same bytes
@@ -173,16 +175,18 @@ def send(
     if not plan.messages:
         return report
     info = snapshot.programme.programme
-    assert info.organiser_email is not None
     with Transport(config) as transport:
         unreachable: Outcome | None = None
+        stopped: set[tuple[str, str]] = set()  # a handover's CANCEL not sent: no REQUEST yet
         for inv in plan.messages:
+            if inv.key in stopped:
+                continue
             at = now()
             outbox.record_pending(inv, at)
             started, tried = time.monotonic(), unreachable is None
             if unreachable is None:
                 msg = message_for(inv, snapshot, at, public_feeds=public_feeds)
-                outcome = transport.send(msg, info.organiser_email, inv.address)
+                outcome = transport.send(msg, inv.organiser or info.organiser_email or "", inv.address)
                 if not outcome.ok and outcome.temporary and not transport.connect().ok:
                     unreachable = outcome  # no server: keep the rest pending, do not hammer it
             else:
@@ -192,6 +196,7 @@ def send(
                 log.info("invitation %s (SEQUENCE %d) for %s sent to %s", inv.method, inv.sequence,
                          inv.session, inv.mentor)
             else:
+                stopped.add(inv.key)
                 outbox.record_failure(inv, outcome.answer, temporary=outcome.temporary, now=now(),
                                       retry_max=retry_max)
                 log.warning("invitation for %s to %s %s: %s", inv.session, inv.mentor,

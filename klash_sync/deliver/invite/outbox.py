@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from klash_sync.deliver.invite.plan import Invitation, Pending, Sent
+from klash_sync.deliver.invite.items import Invitation, Pending, Sent
 from klash_sync.state.backoff import delay
 from klash_sync.state.store import Store
 
