@@ -129,6 +129,48 @@ def test_a_session_moved_into_the_past_is_updated_but_never_first_invited(tmp_pa
     assert rig.send(programme(day=past, mentors=("ulla", "milja"))) == []  # and its copy: done
 
 
+def with_old(text: str, day: str) -> str:
+    """The programme plus a session of Milja's alone on ``day``."""
+    return text + session("old", timed(day, "09:00", "10:00"), ["milja"])
+
+
+OLD = "old@klash.test"
+
+
+def test_a_changed_address_gets_a_cancel_of_every_copy_it_holds_past_ones_too(
+        tmp_path, smtp, mailboxes):
+    rig = Rig(tmp_path, smtp, mailboxes)
+    rig.send(with_old(programme(day=f"{Y}-05-16"), f"{Y}-05-17"))
+    past = f"{Y - 2}-05-17"  # a date corrected to a day that has passed: the copy follows it
+    rig.send(with_old(programme(day=f"{Y}-05-16"), past))
+    assert start(mailboxes.events("milja")[OLD]) == f"{past}T06:00Z"
+    sent = rig.send(with_old(programme(day=f"{Y}-05-16", milja="mkopsi"), past))
+    got = sorted((m.recipients[0], calendar_of(m)["uid"], calendar_of(m)["method"]) for m in sent)
+    assert got == [(f"milja@{DOMAIN}", UID, "CANCEL"), (f"milja@{DOMAIN}", OLD, "CANCEL"),
+                   (f"mkopsi@{DOMAIN}", UID, "REQUEST")]  # never a first invitation to the past
+    assert mailboxes.events("milja") == {}  # the old calendar holds nothing of ours
+    assert list(mailboxes.events("mkopsi")) == [UID]
+    assert rig.send(with_old(programme(day=f"{Y}-05-16", milja="mkopsi"), past)) == []
+
+
+def test_a_mentor_removed_from_the_programme_is_named_and_loses_every_copy(
+        tmp_path, smtp, mailboxes):
+    rig = Rig(tmp_path, smtp, mailboxes)
+    rig.send(with_old(programme(day=f"{Y}-04-18"), f"{Y}-04-19"))
+    past = f"{Y - 2}-04-19"
+    rig.send(with_old(programme(day=f"{Y}-04-18"), past))
+    without = programme(day=f"{Y}-04-18", mentors=("ulla",))  # Milja and her session leave
+    begins = without.index('[[mentors]]\nid = "milja"')
+    sent = rig.send(without[:begins] + without[without.index("[[mentors]]", begins + 1):])
+    assert sorted((m.recipients[0], calendar_of(m)["uid"]) for m in sent) == [
+        (f"milja@{DOMAIN}", UID), (f"milja@{DOMAIN}", OLD)]
+    for m in sent:
+        assert calendar_of(m)["method"] == "CANCEL"
+        assert str(message_from_bytes(m.raw, policy=default)["To"]) == f"Milja <milja@{DOMAIN}>"
+    assert mailboxes.events("milja") == {}
+    assert list(mailboxes.events("ulla")) == [UID]
+
+
 def test_two_invited_mentors_at_one_address_are_refused_naming_both(tmp_path):
     path = tmp_path / "programme.toml"
     path.write_text(programme(ulla="milja"), encoding="utf-8")

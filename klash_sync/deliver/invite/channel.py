@@ -124,8 +124,8 @@ def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime,
     email = snapshot.programme.programme.organiser_email
     if email is None:
         return InvitePlan()
-    return plan_invitations(snapshot, outbox.sent(), outbox.pending(), now=now,
-                            organiser_email=email, retry_waiting=retry_waiting, only=only)
+    return plan_invitations(snapshot, outbox.sent(), outbox.pending(), now=now, organiser_email=email,
+                            retry_waiting=retry_waiting, only=only, names=outbox.names())
 
 
 def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,

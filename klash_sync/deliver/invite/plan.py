@@ -85,6 +85,7 @@ def plan_invitations(
     organiser_email: str,
     retry_waiting: bool = False,
     only: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> InvitePlan:
     """The invitations that make every address's calendar match the programme.
 
@@ -94,7 +95,8 @@ def plan_invitations(
     their time comes. With ``retry_waiting`` (``invites --send``) both are tried again now.
 
     ``only`` keeps one mentor's mailbox of the whole plan: the messages to the addresses
-    that are theirs now, or were theirs and belong to nobody else now.
+    that are theirs now, or were theirs and belong to nobody else now. ``names``: per
+    address, the name it was last mailed under (for a mentor who has left).
     """
     programme = snapshot.programme
     tz = ZoneInfo(programme.programme.timezone)
@@ -179,14 +181,17 @@ def plan_invitations(
     # Every upcoming copy at an address that should no longer hold it: the session is gone
     # (a CANCEL of the whole), or this address is off it (a mentor taken off, removed, or at
     # a new address: a CANCEL that uninvites this attendee only, RFC 5546 section 3.2.5).
+    # An address that no invited mentor has any more loses its past copies too.
     for key, last in sorted(held_now.items()):
-        if key in handled or key in wanted or key in result.keep or not upcoming_copy(key):
+        if key in handled or key in wanted or key in result.keep or last.method != REQUEST:
+            continue
+        if not upcoming_copy(key) and key[0] in owner:
             continue
         address, session_id = key
         still = sessions.get(session_id)
         mentor_id = owner.get(address, last.mentor)
         known = programme.mentor(last.mentor)
-        name = known.name if known is not None else ""  # never the id (the outbox keeps no names)
+        name = known.name if known is not None else (names or {}).get(address, "")  # never the id
         moved = still is not None and last.mentor in mentors and last.mentor in still.mentors
         reason = "removed" if still is None else "address changed" if moved else "taken off"
         now_rev = snapshot.revisions.get(session_id) if still is not None else None
