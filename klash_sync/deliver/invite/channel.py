@@ -3,8 +3,7 @@
 It has the shape of the CalDAV channel: what should be there (the snapshot), what
 was delivered (the outbox), a pure plan (``plan.plan_invitations``), an apply step
 that records every message the SMTP server accepted before it sends the next, and a
-report (``InviteReport``; per mentor, the channels' common ``Report``). ``now`` is passed
-in by the caller (the daemon's clock, or the CLI's).
+report (``InviteReport``; per mentor, the channels' common ``Report``). ``now`` is passed in.
 
 One failing recipient never stops the others. When the server cannot be reached
 at all, every message of the pass stays pending with that answer, to be tried again
@@ -125,7 +124,8 @@ def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime,
     if email is None:
         return InvitePlan()
     return plan_invitations(snapshot, outbox.sent(), outbox.pending(), now=now, organiser_email=email,
-                            retry_waiting=retry_waiting, only=only, names=outbox.names())
+                            retry_waiting=retry_waiting, only=only, names=outbox.names(),
+                            removed=outbox.store.removed_at())
 
 
 def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,
@@ -174,7 +174,7 @@ def send(
                     "(klash-sync invites --send --allow-mass-cancel sends them)", len(items), mentor)
     if not plan.messages:
         return report
-    info = snapshot.programme.programme
+    fallback = snapshot.programme.programme.organiser_email or ""  # every plan sets inv.organiser
     with Transport(config) as transport:
         unreachable: Outcome | None = None
         stopped: set[tuple[str, str]] = set()  # a handover's CANCEL not sent: no REQUEST yet
@@ -186,7 +186,7 @@ def send(
             started, tried = time.monotonic(), unreachable is None
             if unreachable is None:
                 msg = message_for(inv, snapshot, at, public_feeds=public_feeds)
-                outcome = transport.send(msg, inv.organiser or info.organiser_email or "", inv.address)
+                outcome = transport.send(msg, inv.organiser or fallback, inv.address)
                 if not outcome.ok and outcome.temporary and not transport.connect().ok:
                     unreachable = outcome  # no server: keep the rest pending, do not hammer it
             else:

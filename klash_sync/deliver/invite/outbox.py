@@ -96,7 +96,7 @@ class Outbox:
 
     The tables live in the state store and go through its connection, so the store's
     rules hold here too: one writer per state directory, errors as one line, and a
-    read-only copy in memory for the preview (``klash-sync invites`` writes nothing).
+    read-only copy in memory for the preview of a recorded programme (writes nothing).
     """
 
     def __init__(self, store: Store) -> None:

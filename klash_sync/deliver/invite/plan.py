@@ -86,6 +86,7 @@ def plan_invitations(
     retry_waiting: bool = False,
     only: str | None = None,
     names: Mapping[str, str] | None = None,
+    removed: Mapping[str, datetime] | None = None,
 ) -> InvitePlan:
     """The invitations that make every address's calendar match the programme.
 
@@ -96,7 +97,8 @@ def plan_invitations(
 
     ``only`` keeps one mentor's mailbox of the whole plan: the messages to the addresses
     that are theirs now, or were theirs and belong to nobody else now. ``names``: per
-    address, the name it was last mailed under (for a mentor who has left).
+    address, the name it was last mailed under (for a mentor who has left); ``removed``: per
+    session gone from the programme, when that was recorded (its CANCELs' DTSTAMP).
     """
     programme = snapshot.programme
     tz = ZoneInfo(programme.programme.timezone)
@@ -199,7 +201,8 @@ def plan_invitations(
                             _digest(CANCEL, session_id, last.address), last.event,
                             ((name, last.address),), last.ends, reason,
                             last.organiser or organiser_email,
-                            now_rev.created if now_rev else None), now_rev.sequence if now_rev else 0)
+                            now_rev.created if now_rev else (removed or {}).get(session_id)),
+                 now_rev.sequence if now_rev else 0)
 
     _guard(result, wanted, sent, now, after)
     result.messages.sort(key=lambda m: (start_key(m, sessions, tz), m.session, m.mentor))
