@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.fixtures.common import run_cli
 from tests.fixtures.invite_helpers import header, session, timed
-from tests.fixtures.processes import start_daemon, stop
+from tests.fixtures.processes import start_daemon, stop, wait_for
 
 Y = datetime.now(UTC).year + 1
 
@@ -96,11 +96,17 @@ def test_a_first_preview_records_the_programme_and_shows_what_is_then_sent(tmp_p
     assert rig.send() == []
 
 
+def loaded(daemon) -> None:
+    """The daemon has read the programme file (it listens first, then loads)."""
+    wait_for(lambda: "programme loaded" in daemon.log(), 60, "the daemon's first load")
+
+
 def test_beside_the_daemon_the_preview_waits_for_it_to_record_the_edit(tmp_path, smtp):
     rig = Rig(tmp_path, smtp)
     rig.path.write_text(programme(), encoding="utf-8")
     # the daemon records within a second of a save, and waits an hour before it mails
     daemon = start_daemon(tmp_path, rig.path, **{**rig.env, "KLASH_INVITE_DELAY": "3600"})
+    loaded(daemon)
     try:
         result, written = rig.preview()  # right after the start, or while it records
         assert result.code == 0, result.out + result.err
@@ -118,6 +124,7 @@ def test_beside_the_daemon_the_preview_waits_for_it_to_record_the_edit(tmp_path,
     # a daemon that records only after 60 quiet seconds: the preview says so, and stops
     daemon = start_daemon(tmp_path, rig.path, **{**rig.env, "KLASH_INVITE_DELAY": "3600",
                                                  "KLASH_DEBOUNCE": "60"})
+    loaded(daemon)
     try:
         rig.path.write_text(programme(summer=f"{Y}-07-23"), encoding="utf-8")
         result, written = rig.preview()  # the command's own KLASH_DEBOUNCE is 1 s: 6 s at most
