@@ -6,16 +6,28 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 
 from klash_sync.cli import output
-from klash_sync.cli.operate import export_site, now, rotate_feed, send_invites, settings_of, writer
+from klash_sync.cli.operate import (
+    daemon_holds,
+    export_site,
+    now,
+    record_programme,
+    rotate_feed,
+    send_invites,
+    settings_of,
+    writer,
+)
 from klash_sync.deliver.caldav.plan import Create, Delete, Update
 from klash_sync.deliver.invite.channel import message_for, plan_now
 from klash_sync.deliver.invite.outbox import Outbox
 from klash_sync.errors import UserError
 from klash_sync.programme.load import load
-from klash_sync.render.snapshot import feed_path
+from klash_sync.programme.model import Programme
+from klash_sync.render.snapshot import Snapshot, feed_path
 from klash_sync.service.actions import (
     EXIT_FAILED,
     EXIT_OK,
@@ -26,10 +38,13 @@ from klash_sync.service.actions import (
 )
 from klash_sync.service.local import syncer_context
 from klash_sync.service.publish import publish
+from klash_sync.settings import Settings
 from klash_sync.state.store import Store
 from klash_sync.web.tokens import FeedKeys
 
 log = logging.getLogger("klash_sync")
+
+RECORD_GRACE = 5.0  # seconds beyond KLASH_DEBOUNCE the preview waits for the daemon to record an edit
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -175,18 +190,31 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_invites(args: argparse.Namespace) -> int:
-    """The preview (like ``plan``: on a read-only store, writes nothing), or ``--send``.
+    """The preview, or ``--send``.
 
     Each line is built from the very message ``--send`` would hand over (``message_for``):
-    METHOD, SEQUENCE, recipient and Subject; ``--messages DIR`` writes those messages."""
+    METHOD, SEQUENCE, recipient and Subject; ``--messages DIR`` writes those messages. An
+    edit's SEQUENCE and stamps are fixed when it is recorded (``state/revisions``), so an
+    edit not yet recorded is recorded first (``record_programme``), or, when the daemon holds
+    the state directory, waited for: then the preview is the message, also on a first run.
+    A programme already recorded is previewed on a private copy: nothing is written."""
     settings = settings_of(args)
     programme = load(settings.programme)
     if args.send:
         return send_invites(settings, programme, args)
-    store = Store.readonly(settings.state_db)
+    store, snapshot, at = _look(settings, programme)
+    if snapshot.happened:  # an edit no writer has recorded yet
+        store.close()
+        edit = _edit_time(settings)
+        if record_programme(settings, programme):
+            output.say(f"recorded the edit of {edit} as the current revision; nothing sent")
+        elif not _recorded_by_daemon(settings, programme):
+            output.say(f"the running daemon has not recorded the edit of {edit} yet (it does "
+                       f"within KLASH_DEBOUNCE, {settings.debounce:g} s, of the last save); "
+                       "nothing shown: run `klash-sync invites` again in a moment")
+            return EXIT_FAILED
+        store, snapshot, at = _look(settings, programme)
     try:
-        at = now()
-        snapshot = publish(programme, store, now=at, base_url=settings.event_base_url)
         plan = plan_now(snapshot, Outbox(store), now=at)
     finally:
         store.close()
@@ -201,13 +229,6 @@ def cmd_invites(args: argparse.Namespace) -> int:
     for n, inv in enumerate(plan.messages, 1):
         msg = message_for(inv, snapshot, at, public_feeds=not settings.private_feeds)
         output.say(invitation_line(inv))
-        if inv.session in snapshot.happened:
-            # an edit no writer has recorded yet (the daemon records each within
-            # KLASH_DEBOUNCE): its times, and a new session's SEQUENCE (seconds since 2020,
-            # see state/revisions), are fixed by the first command that records it
-            output.say("    (not yet in the state store: its times"
-                       f"{' and SEQUENCE' if snapshot.happened[inv.session] == 'added' else ''}"
-                       " are fixed when it is recorded)")
         output.say(f"    Subject: {msg['Subject']}")
         if folder is not None:
             name = folder / f"{n:03d}-{inv.session}-{inv.mentor}-{inv.method.lower()}.eml"
@@ -220,3 +241,36 @@ def cmd_invites(args: argparse.Namespace) -> int:
     if plan.waiting:
         output.say(f"({plan.waiting} waiting to be retried after a temporary SMTP refusal)")
     return EXIT_OK
+
+
+def _look(settings: Settings, programme: Programme) -> tuple[Store, Snapshot, datetime]:
+    """The programme published on a private copy of the store (the caller closes it)."""
+    store, at = Store.readonly(settings.state_db), now()
+    try:
+        return store, publish(programme, store, now=at, base_url=settings.event_base_url), at
+    except BaseException:
+        store.close()
+        raise
+
+
+def _edit_time(settings: Settings) -> str:
+    """When the programme file was saved, HH:MM local time (what the organiser remembers)."""
+    try:
+        return datetime.fromtimestamp(settings.programme.stat().st_mtime).strftime("%H:%M")
+    except OSError:
+        return now().astimezone().strftime("%H:%M")
+
+
+def _recorded_by_daemon(settings: Settings, programme: Programme) -> bool:
+    """Wait, at most KLASH_DEBOUNCE and a few seconds (as a handed-over command does), for the
+    running daemon to record the programme; record it here if the daemon stops meanwhile."""
+    until = time.monotonic() + settings.debounce + RECORD_GRACE
+    while time.monotonic() < until:
+        time.sleep(0.25)
+        store, snapshot, _ = _look(settings, programme)
+        store.close()
+        if not snapshot.happened:
+            return True
+        if not daemon_holds(settings) and record_programme(settings, programme):
+            return True
+    return False

@@ -96,13 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("invites", help="show the e-mail invitations that are due; --send sends them",
                        description="List the invitations, updates and cancellations that mentors "
-                       "with invite = true are due (writes nothing); --send sends them now, "
-                       "without waiting for KLASH_INVITE_DELAY. Exit 1 when one failed or was held.")
+                       "with invite = true are due, as the next send sends them (an edit not yet "
+                       "recorded in the state store is recorded first, or waited for while the "
+                       "daemon runs; nothing is sent); --send sends them now, without waiting for "
+                       "KLASH_INVITE_DELAY. Exit 1 when one failed or was held, or the daemon had not "
+                       "recorded the edit yet.")
     _common(p)
     p.add_argument("--send", action="store_true", help="send them now")
     p.add_argument("--messages", type=Path, metavar="DIR",
                    help="also write each message the next send would hand over, as DIR/NNN-"
-                   "SESSION-MENTOR-METHOD.eml (the same bytes but Date; writes nothing else)")
+                   "SESSION-MENTOR-METHOD.eml (the same bytes but the Date header)")
     p.add_argument("--allow-mass-cancel", action="store_true",
                    help="send cancellations for more than half of a mentor's upcoming sessions")
     p.set_defaults(func=commands.cmd_invites)

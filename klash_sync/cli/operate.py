@@ -24,8 +24,10 @@ from klash_sync.programme.model import Programme
 from klash_sync.service import actions, control
 from klash_sync.service.actions import EXIT_FAILED, Outcome
 from klash_sync.service.local import LocalContext
+from klash_sync.service.publish import publish
 from klash_sync.settings import Settings, load_settings
 from klash_sync.state.lock import StateLock
+from klash_sync.state.store import Store
 
 HANDED_OVER = "klash-sync run holds the state directory; handed over to it, waiting for the result"
 
@@ -144,6 +146,27 @@ def cmd_replies(args: argparse.Namespace) -> int:
 def send_invites(settings: Settings, programme: Programme, args: argparse.Namespace) -> int:
     return perform(settings, programme, "invites --send", "invites-send",
                    {"allow_mass_cancel": args.allow_mass_cancel})
+
+
+def record_programme(settings: Settings, programme: Programme) -> bool:
+    """For the preview: record the programme as the current revision, as `sync` and the daemon
+    do (``publish``: revisions and change-log entries in one transaction, under the writer
+    lock), and send nothing; an edit's SEQUENCE and stamps are fixed from then on, so the
+    preview shows what `--send` will send. False when the running daemon holds the state
+    directory (it records the edit itself, within KLASH_DEBOUNCE); ``StateBusy`` when
+    another command does."""
+    try:
+        writer(settings, "invites")
+    except StateBusy:
+        if daemon_holds(settings):
+            return False
+        raise
+    store = Store(settings.state_db)
+    try:
+        publish(programme, store, now=now(), base_url=settings.event_base_url)
+    finally:
+        store.close()
+    return True
 
 
 def rotate_feed(settings: Settings, programme: Programme, args: argparse.Namespace) -> int:

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from klash_sync.deliver.caldav.sync import CalendarResult, Job
 from klash_sync.deliver.invite.channel import Delivery, InviteReport, send
+from klash_sync.deliver.invite.items import Invitation
 from klash_sync.deliver.invite.outbox import Outbox
-from klash_sync.deliver.invite.plan import Invitation
 from klash_sync.deliver.invite.replies import ReadReport
 from klash_sync.deliver.invite.smtp import SmtpConfig
 from klash_sync.embedded.mount import Embedded

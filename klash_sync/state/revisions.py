@@ -125,6 +125,13 @@ class Revisions(Database):
                 insert_changes(db, changes(result))
         return result
 
+    def removed_at(self) -> dict[str, datetime]:
+        """When each session that left the programme was recorded as gone: the moment of
+        its CANCEL (DTSTAMP), fixed once recorded, so a preview shows the bytes then sent."""
+        with self.reading() as db:
+            rows = db.execute("SELECT id, removed FROM sessions WHERE removed IS NOT NULL")
+            return {sid: parse_time(at) for sid, at in rows.fetchall()}
+
     def raise_sequence(self, session_id: str, at_least: int, now: datetime) -> bool:
         """Lift a session's SEQUENCE to ``at_least`` (a server holds that or a higher one).
 

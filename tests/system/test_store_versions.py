@@ -107,7 +107,10 @@ def test_a_store_of_the_first_release_is_upgraded_by_the_first_writer(tmp_path):
     build_store(state / "state.sqlite3", first_sql)
     env = environment(tmp_path)
     before = files(state)
-    for command in READERS:  # they upgrade their copy in memory, and write nothing
+    # they upgrade their copy in memory, and write nothing; not the `invites` preview here:
+    # this store has never recorded the programme, so the preview records it first, as a
+    # writer (test_invites_preview.py), while on a recorded one it writes nothing (below)
+    for command in (c for c in READERS if c != ("invites",)):
         done = run_cli(*command, env=env, timeout=60)
         assert done.code == 0, (command, done.err)
     assert files(state) == before

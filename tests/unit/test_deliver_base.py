@@ -9,7 +9,8 @@ import pytest
 from klash_sync.clock import FakeClock
 from klash_sync.deliver.base import MASS_CHANGE, Guard, Report, Result, one_line, origin
 from klash_sync.deliver.caldav.plan import Desired, Remote, is_mass_delete, plan, safe_name
-from klash_sync.deliver.invite.plan import CANCEL, REQUEST, Invitation, InvitePlan, Sent, _guard
+from klash_sync.deliver.invite.items import CANCEL, REQUEST, Invitation, InvitePlan, Sent
+from klash_sync.deliver.invite.plan import _guard
 from klash_sync.logs import register_secret
 from klash_sync.state.backoff import Backoff, delay
 from klash_sync.state.store import Store

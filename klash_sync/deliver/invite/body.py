@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Event
 
-from klash_sync.deliver.invite.plan import CANCEL, Invitation
+from klash_sync.deliver.invite.items import CANCEL, Invitation
 from klash_sync.deliver.invite.words import words
 
 # the prefix rendering puts on a cancelled session's SUMMARY (render.ical); the subject
@@ -87,7 +87,9 @@ def facts(inv: Invitation, event: Event, tz: ZoneInfo, *, programme_name: str,
         title = title[len(_CANCELLED_SUMMARY):]
     when, start = _when(event, tz, w)
     day = when.split(" (")[0]  # with the time, without the zone
-    if inv.method == CANCEL:
+    if inv.reason == "handover":  # a CANCEL from the old organiser address, a REQUEST follows
+        subject, lead = f"{w['handover']}: {title}", w["lead_handover"]
+    elif inv.method == CANCEL:
         subject, lead = f"{w['cancelled']}: {title}", w["lead_cancelled"]
     elif inv.reason == "changed":
         subject, lead = f"{w['updated']}: {title}, {day}", w["lead_updated"]

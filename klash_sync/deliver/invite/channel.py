@@ -3,8 +3,7 @@
 It has the shape of the CalDAV channel: what should be there (the snapshot), what
 was delivered (the outbox), a pure plan (``plan.plan_invitations``), an apply step
 that records every message the SMTP server accepted before it sends the next, and a
-report (``InviteReport``; per mentor, the channels' common ``Report``). ``now`` is passed
-in by the caller (the daemon's clock, or the CLI's).
+report (``InviteReport``; per mentor, the channels' common ``Report``). ``now`` is passed in.
 
 One failing recipient never stops the others. When the server cannot be reached
 at all, every message of the pass stays pending with that answer, to be tried again
@@ -32,10 +31,11 @@ from email.message import EmailMessage
 from klash_sync.clock import Clock
 from klash_sync.deliver import base
 from klash_sync.deliver.base import Report, Result
+from klash_sync.deliver.invite.items import Invitation, InvitePlan
 from klash_sync.deliver.invite.mailboxes import Mailbox, mailboxes, record
 from klash_sync.deliver.invite.message import build_message
 from klash_sync.deliver.invite.outbox import Outbox
-from klash_sync.deliver.invite.plan import Invitation, InvitePlan, invited, plan_invitations, release
+from klash_sync.deliver.invite.plan import invited, plan_invitations, release
 from klash_sync.deliver.invite.smtp import Outcome, SmtpConfig, Transport, smtp_config
 from klash_sync.errors import SettingsError
 from klash_sync.render.snapshot import Snapshot
@@ -123,8 +123,9 @@ def plan_now(snapshot: Snapshot, outbox: Outbox, *, now: datetime,
     email = snapshot.programme.programme.organiser_email
     if email is None:
         return InvitePlan()
-    return plan_invitations(snapshot, outbox.sent(), outbox.pending(), now=now,
-                            organiser_email=email, retry_waiting=retry_waiting, only=only)
+    return plan_invitations(snapshot, outbox.sent(), outbox.pending(), now=now, organiser_email=email,
+                            retry_waiting=retry_waiting, only=only, names=outbox.names(),
+                            removed=outbox.store.removed_at())
 
 
 def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,
@@ -134,8 +135,9 @@ def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,
     mentor's feed (a private feed's address is a secret, never mailed)."""
     info = snapshot.programme.programme
     assert info.organiser_email is not None
+    # a CANCEL speaks for the organiser address its copy came from (an earlier one's, too)
     msg = build_message(inv, programme_name=info.name, organiser=info.organiser,
-                        organiser_email=info.organiser_email, timezone=info.timezone,
+                        organiser_email=inv.organiser or info.organiser_email, timezone=info.timezone,
                         uid_domain=info.uid_domain, now=at, page=snapshot.base_url or "",
                         public_feeds=public_feeds, language=language_of(snapshot, inv.mentor),
                         answer=answer_link(inv.mentor, inv.session) if answer_link else "")
@@ -148,16 +150,9 @@ def message_for(inv: Invitation, snapshot: Snapshot, at: datetime, *,
 
 
 def send(
-    snapshot: Snapshot,
-    outbox: Outbox,
-    config: SmtpConfig,
-    *,
-    now: Callable[[], datetime],
-    allow_mass_cancel: bool = False,
-    retry_max: float = 900.0,
-    retry_waiting: bool = False,
-    on_delivery: Callable[[Delivery], None] | None = None,
-    only: str | None = None,
+    snapshot: Snapshot, outbox: Outbox, config: SmtpConfig, *, now: Callable[[], datetime],
+    allow_mass_cancel: bool = False, retry_max: float = 900.0, retry_waiting: bool = False,
+    on_delivery: Callable[[Delivery], None] | None = None, only: str | None = None,
     public_feeds: bool = False,
     answer_link: Callable[[str, str], str] | None = None,  # (mentor, session) -> answer page
 ) -> InviteReport:
@@ -174,17 +169,19 @@ def send(
                     "(klash-sync invites --send --allow-mass-cancel sends them)", len(items), mentor)
     if not plan.messages:
         return report
-    info = snapshot.programme.programme
-    assert info.organiser_email is not None
+    fallback = snapshot.programme.programme.organiser_email or ""  # every plan sets inv.organiser
     with Transport(config) as transport:
         unreachable: Outcome | None = None
+        stopped: set[tuple[str, str]] = set()  # a handover's CANCEL not sent: no REQUEST yet
         for inv in plan.messages:
+            if inv.key in stopped:
+                continue
             at = now()
             outbox.record_pending(inv, at)
             started, tried = time.monotonic(), unreachable is None
             if unreachable is None:
                 msg = message_for(inv, snapshot, at, public_feeds=public_feeds, answer_link=answer_link)
-                outcome = transport.send(msg, info.organiser_email, inv.address)
+                outcome = transport.send(msg, inv.organiser or fallback, inv.address)
                 if not outcome.ok and outcome.temporary and not transport.connect().ok:
                     unreachable = outcome  # no server: keep the rest pending, do not hammer it
             else:
@@ -194,6 +191,7 @@ def send(
                 log.info("invitation %s (SEQUENCE %d) for %s sent to %s", inv.method, inv.sequence,
                          inv.session, inv.mentor)
             else:
+                stopped.add(inv.key)
                 outbox.record_failure(inv, outcome.answer, temporary=outcome.temporary, now=now(),
                                       retry_max=retry_max)
                 log.warning("invitation for %s to %s %s: %s", inv.session, inv.mentor,

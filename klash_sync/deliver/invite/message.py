@@ -42,7 +42,7 @@ from icalendar import Calendar, Event, vCalAddress, vText
 
 from klash_sync.deliver.invite.body import facts, html_text, plain_text
 from klash_sync.deliver.invite.headers import mailbox, unstructured
-from klash_sync.deliver.invite.plan import CANCEL, Invitation
+from klash_sync.deliver.invite.items import CANCEL, Invitation
 from klash_sync.render.ical import PRODID
 from klash_sync.render.vtimezone import vtimezone_bytes
 

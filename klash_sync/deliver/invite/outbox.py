@@ -16,6 +16,10 @@ the store's internals:
   server: tried again after a backoff) or ``failed`` (a 5xx answer: shown, not retried
   with the same content).
 
+Beside them, in the store's free-form ``kv`` table, the name each address was last
+mailed under (``invite.name:ADDRESS``), so that a mentor who has left is named, not
+addressed bare, in the CANCELs of what they hold.
+
 The order of writes is what makes a kill -9 harmless: pending first, then SMTP, then
 sent-and-not-pending in one transaction. A kill after the server accepted a message
 but before the second write leaves it pending with the same SEQUENCE, so it is sent
@@ -28,11 +32,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from klash_sync.deliver.invite.plan import Invitation, Pending, Sent
+from klash_sync.deliver.invite.items import Invitation, Pending, Sent
 from klash_sync.state.backoff import delay
 from klash_sync.state.store import Store
 
 RETRY_BASE = 30.0  # seconds before a message refused with 4xx is tried again, at first
+NAME_KEY = "invite.name:"  # + address, in the store's kv table: the name last mailed there
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invite_sent (
@@ -91,7 +96,7 @@ class Outbox:
 
     The tables live in the state store and go through its connection, so the store's
     rules hold here too: one writer per state directory, errors as one line, and a
-    read-only copy in memory for the preview (``klash-sync invites`` writes nothing).
+    read-only copy in memory for the preview of a recorded programme (writes nothing).
     """
 
     def __init__(self, store: Store) -> None:
@@ -188,6 +193,16 @@ class Outbox:
                  " ".join(sorted(a.lower() for _, a in inv.attendees)), inv.organiser),
             )
             db.execute("DELETE FROM invite_pending WHERE address=? AND session=?", inv.key)
+            if inv.name:  # whom the address belongs to, to name them once they have left
+                db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (NAME_KEY + inv.key[0], inv.name))
+
+    def names(self) -> dict[str, str]:
+        """Per address (lower case), the name its last message was addressed to: a mentor
+        removed from the programme is still named in the CANCELs of their copies."""
+        with self.store.reading() as db:
+            rows = db.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ?",
+                              (NAME_KEY, NAME_KEY[:-1] + chr(ord(NAME_KEY[-1]) + 1))).fetchall()
+        return {key[len(NAME_KEY):]: value for key, value in rows}
 
     def record_failure(self, inv: Invitation, answer: str, *, temporary: bool, now: datetime,
                        retry_max: float) -> datetime | None:

@@ -5,9 +5,14 @@ mentor with ``invite = true`` and every session of theirs, the planner compares 
 their address should hold (a REQUEST, or a CANCEL for a cancelled session it was sent)
 with what it was last sent (``Sent``) and what is on its way (``Pending``); every copy
 an address still holds as upcoming but should not (a session removed, a mentor taken
-off or gone, a mentor's old address) gets a CANCEL. One ``Invitation`` per difference.
-The past is left alone: no first invitation to a session that has ended, but a copy
-that is upcoming in a calendar follows its session, also into the past.
+off or gone, a mentor's old address) gets a CANCEL; an address no invited mentor has
+any more (a mentor's old address, a mentor who left) gets a CANCEL of every copy it
+holds, past ones too. Every CANCEL comes from the organiser address its copy came from.
+One ``Invitation`` per difference, but for a copy sent from an earlier
+``organiser_email``: that calendar follows only its old organiser, so it gets a CANCEL
+from that address and then a REQUEST from the new one (``handover``). Otherwise the past
+is left alone: no first invitation to a session that has ended, but a copy that is
+upcoming in a calendar follows its session, also into the past.
 
 SEQUENCE is the store's revision of the session, but never lower than one above what
 this address was last sent or was about to be sent: the store's number does not move
@@ -20,91 +25,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from klash_sync.deliver.base import MASS_CHANGE
+from klash_sync.deliver.invite.items import CANCEL, REQUEST, Invitation, InvitePlan, Pending, Sent
 from klash_sync.programme.model import Programme, Session
 from klash_sync.programme.routing import invited as invited  # re-exported: service/invites
 from klash_sync.render.ical import RENDER_VERSION, start_instant, when
 from klash_sync.render.snapshot import Snapshot
-
-REQUEST, CANCEL = "REQUEST", "CANCEL"
-
-
-@dataclass(frozen=True)
-class Sent:
-    """The last message a mentor's calendar accepted for one session (the outbox's record)."""
-
-    mentor: str
-    session: str
-    address: str
-    sequence: int
-    hash: str
-    method: str
-    event: bytes  # the VEVENT as sent, so that a later CANCEL can name what it cancels
-    ends: datetime  # when the session ends, as sent
-    attendees: tuple[str, ...] = ()  # the ATTENDEE addresses it named
-    organiser: str = ""  # the ORGANIZER address it came from
-    sent_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A message recorded before it was handed to the SMTP server, and how that went."""
-
-    mentor: str
-    session: str
-    sequence: int
-    hash: str
-    method: str
-    state: str  # sending | retry | failed
-    address: str
-    event: bytes
-    ends: datetime
-    attempts: int = 0
-    next_try: datetime | None = None
-    answer: str | None = None
-
-
-@dataclass(frozen=True)
-class Invitation:
-    """One message to one mentor about one session."""
-
-    mentor: str
-    name: str
-    address: str
-    session: str
-    method: str
-    sequence: int
-    hash: str
-    event: bytes  # the VEVENT of the feed (or, for a session that is gone, the one last sent)
-    attendees: tuple[tuple[str, str], ...]  # (name, address) of the session's mentors
-    ends: datetime
-    reason: str  # new | changed | cancelled | removed | taken off | address changed
-    organiser: str = ""  # the ORGANIZER address it is sent from
-    stamp: datetime | None = None  # DTSTAMP: fixed per session (SEQUENCE orders; None: now)
-
-    @property
-    def key(self) -> tuple[str, str]:  # the outbox's: one calendar (address), one session
-        return (self.address.lower(), self.session)
-
-    @property
-    def partial(self) -> bool:
-        """A CANCEL that uninvites this attendee from a session that goes on (RFC 5546
-        section 3.2.5): it must not carry STATUS:CANCELLED."""
-        return self.method == CANCEL and self.reason in ("taken off", "address changed")
-
-
-@dataclass
-class InvitePlan:
-    """Everything to send, and the cancellations the mass-cancel guard holds back."""
-
-    messages: list[Invitation] = field(default_factory=list)
-    held: dict[str, list[Invitation]] = field(default_factory=dict)  # mentor -> cancellations
-    waiting: int = 0  # messages that are due later (a 4xx answer's backoff)
-    keep: set[tuple[str, str]] = field(default_factory=set)  # pending entries still wanted
 
 
 def ends_at(session: Session, tz: ZoneInfo) -> datetime:
@@ -155,6 +85,8 @@ def plan_invitations(
     organiser_email: str,
     retry_waiting: bool = False,
     only: str | None = None,
+    names: Mapping[str, str] | None = None,
+    removed: Mapping[str, datetime] | None = None,
 ) -> InvitePlan:
     """The invitations that make every address's calendar match the programme.
 
@@ -164,7 +96,9 @@ def plan_invitations(
     their time comes. With ``retry_waiting`` (``invites --send``) both are tried again now.
 
     ``only`` keeps one mentor's mailbox of the whole plan: the messages to the addresses
-    that are theirs now, or were theirs and belong to nobody else now.
+    that are theirs now, or were theirs and belong to nobody else now. ``names``: per
+    address, the name it was last mailed under (for a mentor who has left); ``removed``: per
+    session gone from the programme, when that was recorded (its CANCELs' DTSTAMP).
     """
     programme = snapshot.programme
     tz = ZoneInfo(programme.programme.timezone)
@@ -212,6 +146,7 @@ def plan_invitations(
         wanted[key] = replace(inv, sequence=sequence_for(key, base))
 
     handled: set[tuple[str, str]] = set()
+    after: dict[tuple[str, str], Invitation] = {}  # a REQUEST that follows its key's handover
     for mentor in mentors.values():
         assert mentor.email is not None
         for session in programme.sessions_of(mentor.id):
@@ -220,41 +155,56 @@ def plan_invitations(
             handled.add(key)
             if ends <= now and not upcoming_copy(key):
                 continue  # never a first invitation to the past, nor news of a past copy
-            revision = snapshot.revisions[session.id]
+            revision, last = snapshot.revisions[session.id], sent.get(key)
+            held = last is not None and last.method == REQUEST
             if session.status == "cancelled":
-                if key not in sent or sent[key].method != REQUEST:
+                if last is None or not held:
                     continue  # never told about it: nothing to take back
-                method, reason = CANCEL, "cancelled"
+                method, reason, org = CANCEL, "cancelled", last.organiser or organiser_email
                 digest = _digest(CANCEL, session.id, mentor.email)
             else:
-                method = REQUEST
-                reason = "changed" if key in sent and sent[key].method == REQUEST else "new"
+                method, reason, org = REQUEST, "changed" if held else "new", organiser_email
                 digest = _digest(REQUEST, content(session, programme), mentor.email,
                                  organiser_email)
-            consider(Invitation(mentor.id, mentor.name, mentor.email, session.id, method, 0, digest,
-                                snapshot.events[session.id], attendees(session, programme), ends,
-                                reason, organiser_email, revision.created), revision.sequence)
+            inv = Invitation(mentor.id, mentor.name, mentor.email, session.id, method, 0, digest,
+                             snapshot.events[session.id], attendees(session, programme), ends,
+                             reason, org, revision.created)
+            if (last is not None and held and method == REQUEST and last.organiser
+                    and last.organiser.lower() != organiser_email.lower()):
+                # sent from an earlier organiser address: the calendar follows only that one
+                consider(replace(inv, method=CANCEL, reason="handover", organiser=last.organiser,
+                                 hash=_digest(CANCEL, session.id, mentor.email, last.organiser),
+                                 event=last.event, ends=last.ends), revision.sequence)
+                if key in wanted:  # then the REQUEST from the new address, one higher
+                    after[key] = replace(inv, reason="new", sequence=wanted[key].sequence + 1)
+                continue
+            consider(inv, revision.sequence)
 
     # Every upcoming copy at an address that should no longer hold it: the session is gone
     # (a CANCEL of the whole), or this address is off it (a mentor taken off, removed, or at
     # a new address: a CANCEL that uninvites this attendee only, RFC 5546 section 3.2.5).
+    # An address that no invited mentor has any more loses its past copies too.
     for key, last in sorted(held_now.items()):
-        if key in handled or key in wanted or key in result.keep or not upcoming_copy(key):
+        if key in handled or key in wanted or key in result.keep or last.method != REQUEST:
+            continue
+        if not upcoming_copy(key) and key[0] in owner:
             continue
         address, session_id = key
         still = sessions.get(session_id)
         mentor_id = owner.get(address, last.mentor)
         known = programme.mentor(last.mentor)
-        name = known.name if known is not None else ""  # never the id (the outbox keeps no names)
+        name = known.name if known is not None else (names or {}).get(address, "")  # never the id
         moved = still is not None and last.mentor in mentors and last.mentor in still.mentors
         reason = "removed" if still is None else "address changed" if moved else "taken off"
         now_rev = snapshot.revisions.get(session_id) if still is not None else None
         consider(Invitation(mentor_id, name, last.address, session_id, CANCEL, 0,
                             _digest(CANCEL, session_id, last.address), last.event,
-                            ((name, last.address),), last.ends, reason, organiser_email,
-                            now_rev.created if now_rev else None), now_rev.sequence if now_rev else 0)
+                            ((name, last.address),), last.ends, reason,
+                            last.organiser or organiser_email,
+                            now_rev.created if now_rev else (removed or {}).get(session_id)),
+                 now_rev.sequence if now_rev else 0)
 
-    _guard(result, wanted, sent, now)
+    _guard(result, wanted, sent, now, after)
     result.messages.sort(key=lambda m: (start_key(m, sessions, tz), m.session, m.mentor))
     result.waiting = sum(waiting.values())
     if only is not None:
@@ -270,24 +220,32 @@ def start_key(inv: Invitation, sessions: Mapping[str, Session], tz: ZoneInfo) ->
 
 
 def _guard(result: InvitePlan, wanted: dict[tuple[str, str], Invitation],
-           sent: Mapping[tuple[str, str], Sent], now: datetime) -> None:
-    """Hold a mentor's cancellations when they would empty most of their upcoming calendar
-    (the shared ``MASS_CHANGE`` rule: more than three, and more than half of them)."""
-    upcoming: dict[str, int] = {}
+           sent: Mapping[tuple[str, str], Sent], now: datetime,
+           after: Mapping[tuple[str, str], Invitation] | None = None) -> None:
+    """Hold a mentor's cancellations when they would empty most of their upcoming calendar,
+    or most of their past copies (the shared ``MASS_CHANGE`` rule: more than three, and more
+    than half of them). A handover's CANCEL is no removal: its REQUEST follows at once."""
+    holding: dict[tuple[str, bool], int] = {}
     for last in sent.values():  # keyed by address: count by the mentor each copy was sent to
-        if last.method == REQUEST and last.ends > now:
-            upcoming[last.mentor] = upcoming.get(last.mentor, 0) + 1
-    cancels: dict[str, list[Invitation]] = {}
+        if last.method == REQUEST:
+            side = (last.mentor, last.ends > now)
+            holding[side] = holding.get(side, 0) + 1
+    cancels: dict[tuple[str, bool], list[Invitation]] = {}
     for inv in wanted.values():
-        if inv.method == CANCEL:
-            cancels.setdefault(inv.mentor, []).append(inv)
-    for mentor, items in cancels.items():
-        if MASS_CHANGE.refuses(len(items), upcoming.get(mentor, 0)):
-            result.held[mentor] = sorted(items, key=lambda i: i.session)
+        if inv.method == CANCEL and inv.reason != "handover":
+            cancels.setdefault((inv.mentor, inv.ends > now), []).append(inv)
+    for side, items in cancels.items():
+        if MASS_CHANGE.refuses(len(items), holding.get(side, 0)):
+            mentor = side[0]
+            result.held[mentor] = sorted(
+                (i for (m, _), its in cancels.items() if m == mentor for i in its),
+                key=lambda i: i.session)
     for inv in wanted.values():
-        if inv.method == CANCEL and inv.mentor in result.held:
+        if inv.method == CANCEL and inv.reason != "handover" and inv.mentor in result.held:
             continue
         result.messages.append(inv)
+        if after and inv.key in after:
+            result.messages.append(after[inv.key])
 
 
 def release(plan: InvitePlan) -> InvitePlan:

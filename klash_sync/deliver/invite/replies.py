@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from klash_sync.deliver.invite.imap import ImapConfig, ImapError, Mailbox
-from klash_sync.deliver.invite.plan import Sent
+from klash_sync.deliver.invite.items import Sent
 from klash_sync.deliver.invite.reply import NotAnswer, Reply, authentication_passes, read_reply
 from klash_sync.render.snapshot import Snapshot
 from klash_sync.state.records import Answer
