@@ -40,7 +40,7 @@ from klash_sync.service.local import syncer_context
 from klash_sync.service.publish import publish
 from klash_sync.settings import Settings
 from klash_sync.state.store import Store
-from klash_sync.web.tokens import FeedKeys
+from klash_sync.web.tokens import FeedKeys, answer_links
 
 log = logging.getLogger("klash_sync")
 
@@ -216,6 +216,8 @@ def cmd_invites(args: argparse.Namespace) -> int:
         store, snapshot, at = _look(settings, programme)
     try:
         plan = plan_now(snapshot, Outbox(store), now=at)
+        link = answer_links(settings, FeedKeys.from_settings(settings, store))
+        links = {(i.mentor, i.session): link(i.mentor, i.session) for i in plan.messages} if link else {}
     finally:
         store.close()
     folder: Path | None = args.messages
@@ -227,7 +229,8 @@ def cmd_invites(args: argparse.Namespace) -> int:
     if not plan.messages and not plan.held:
         output.say("no invitations to send")
     for n, inv in enumerate(plan.messages, 1):
-        msg = message_for(inv, snapshot, at, public_feeds=not settings.private_feeds)
+        msg = message_for(inv, snapshot, at, public_feeds=not settings.private_feeds,
+                          answer_link=(lambda m, s: links[(m, s)]) if links else None)
         output.say(invitation_line(inv))
         output.say(f"    Subject: {msg['Subject']}")
         if folder is not None:

@@ -12,6 +12,8 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tests.fixtures.common import run_cli
 from tests.fixtures.invite_helpers import header, session, timed
 from tests.fixtures.processes import start_daemon, stop, wait_for
@@ -67,11 +69,20 @@ class Rig:
         assert [without_date(m) for m in written] == [without_date(m) for m in sent]
 
 
-def test_a_first_preview_records_the_programme_and_shows_what_is_then_sent(tmp_path, smtp):
+# With a secret and a public address, each invitation carries the mentor's answer links
+# (web/tokens.answer_links): the preview must carry the very same ones.
+LINKS = {"KLASH_SECRET": "preview-secret-0123456789abcdef", "KLASH_PUBLIC_URL": "https://klash.example.fi"}
+
+
+@pytest.mark.parametrize("extra", [{}, LINKS], ids=["plain", "answer-links"])
+def test_a_first_preview_records_the_programme_and_shows_what_is_then_sent(tmp_path, smtp, extra):
     rig = Rig(tmp_path, smtp)
+    rig.env.update(extra)
     rig.path.write_text(programme(), encoding="utf-8")
     result, written = rig.preview()  # a fresh state directory: nothing recorded yet
     assert result.code == 0, result.out + result.err
+    assert all((b"https://klash.example.fi/rsvp/" in m) == bool(extra) for m in written
+               if b"METHOD:REQUEST" in m)
     assert "as the current revision; nothing sent" in result.out
     assert "recorded the edit of " in result.out
     assert rig.smtp.handler.messages() == []  # the preview sends nothing
