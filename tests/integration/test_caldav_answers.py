@@ -260,3 +260,29 @@ def test_copies_pushed_before_they_named_anybody_are_rewritten_once(target, tmp_
             for o in client.calendar(url=collection).events()]
     assert sorted(uids) == [f"joensuu@{target.domain}", f"vantaa@{target.domain}"]  # no duplicates
     rig.store.close()
+
+
+def test_a_lost_store_reads_the_answer_back_from_the_calendar(target, tmp_path):
+    """Issue 20, "nothing lost": answers survive a lost store as far as the servers hold them.
+    The state directory is removed after the decline was read; a pass on a fresh store finds
+    our copy on the server (the same one: no second copy), reads the mentor's answer from it
+    again, and keeps the answer on the copy whatever it rewrites."""
+    rig = Rig(target, tmp_path)
+    text = programme(target, ("vantaa", VANTAA))
+    assert rig.sync(text).created == 1
+    declined_at = datetime(2026, 11, 1, 14, 30, tzinfo=UTC)
+    rig.answer("vantaa", "DECLINED", declined_at)
+    rig.sync(text)
+    href = rig.href("vantaa")
+    rig.store.close()
+    assert rig.attendance()["vantaa"]["answer"] == "declined"
+    for path in rig.state.iterdir():  # the store is lost
+        path.unlink()
+    rig.store = Store(rig.state / "state.sqlite3")
+    rig.sync(text)
+    event, _, _ = rig.copy("vantaa")
+    assert rig.href("vantaa") == href  # the same copy, not a second one
+    assert partstat(event) == "DECLINED"  # what the mentor said is still on their copy
+    rig.store.close()
+    shown = rig.attendance()["vantaa"]
+    assert (shown["answer"], shown["via"], shown["at"]) == ("declined", "caldav", declined_at.isoformat())
