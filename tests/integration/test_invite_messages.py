@@ -116,13 +116,18 @@ def test_each_message_is_text_html_and_calendar_as_alternatives_with_the_ics_att
 
 
 def test_the_html_validates_is_escaped_and_shows_the_calendars_start_and_links(tmp_path):
-    built = messages(snapshot_of(two_mentor_programme(), tmp_path), page=BASE_URL, public_feeds=True)
+    answer = f"{BASE_URL}/rsvp/milja-kopsi.kick-off.AAAAAAAAAAAAAAAAAAAAAA"  # the answer page (web/rsvp)
+    built = messages(snapshot_of(two_mentor_programme(), tmp_path), page=BASE_URL, public_feeds=True,
+                     answer=answer)
     assert built
     for inv, msg in built:
         parsed = email.message_from_bytes(msg.as_bytes(), policy=default)
         html = part(parsed, "text/html").get_content()
         verdict = html_validate(html)
         assert verdict["valid"], verdict["messages"]
+        asks = inv.method != "CANCEL"
+        assert (f'href="{answer}?answer=declined"' in html) == asks
+        assert (f"{answer}?answer=accepted" in part(parsed, "text/plain").get_content()) == asks
         assert "<b>" not in html  # the organiser's text, escaped
         assert "<talo>" not in html
         assert "Aloitus &lt;b&gt;&amp;&lt;/b&gt; &quot;lainaus&quot;" in html or inv.session == "allday"
