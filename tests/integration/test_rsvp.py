@@ -25,43 +25,26 @@ import pytest
 from klash_sync.clock import FakeClock
 from klash_sync.service.daemon import Daemon
 from klash_sync.settings import Settings
-from tests.fixtures.common import fetch, run_cli
+from tests.fixtures.common import SWEDISH_ULLA, fetch, programme_text, run_cli
 from tests.fixtures.daemon_rig import base_url, settle
 from tests.fixtures.invite_helpers import ADDRESSES, header, session, start_invite_daemon, timed
 
 SECRET = "rsvp-test-secret-0123456789"
 PASSWORD = "kahvia-vantaalle-42"
 T0 = datetime(2026, 9, 1, 9, 30, tzinfo=UTC)
-PROGRAMME = """
-[programme]
-name = "Testiohjelma"
-timezone = "Europe/Helsinki"
-uid_domain = "klash.test"
-organiser = "Kuntaliitto"
-
-[[mentors]]
-id = "milja-kopsi"
-name = "Milja Köpsi"
-
-[[mentors]]
-id = "ulla-nord"
-name = "Ulla Nord"
-language = "sv"
-
-[[sessions]]
+PROGRAMME = programme_text("""
 id = "vantaa-1"
 title = "Vantaan tilaisuus"
 municipality = "Vantaa"
 start = 2026-10-08T09:00:00
 end = 2026-10-08T11:00:00
 mentors = ["milja-kopsi", "ulla-nord"]
-
-[[sessions]]
+""", """
 id = "janakkala"
 title = "Janakkala"
 date = 2026-09-24
 mentors = ["milja-kopsi"]
-"""
+""", header=SWEDISH_ULLA)
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 

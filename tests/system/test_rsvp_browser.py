@@ -19,27 +19,12 @@ from klash_sync.clock import FakeClock
 from klash_sync.service.daemon import Daemon
 from klash_sync.settings import Settings
 from tests.fixtures.browser import AXE, DESKTOP, PHONE, shot
+from tests.fixtures.common import SWEDISH_ULLA, programme_text
 from tests.fixtures.daemon_rig import base_url, settle
 
 SECRET = "browser-rsvp-secret-0123456789"
 PASSWORD = "pullaa-ja-kahvia-7"
-PROGRAMME = """
-[programme]
-name = "Testiohjelma"
-timezone = "Europe/Helsinki"
-uid_domain = "klash.test"
-organiser = "Kuntaliitto"
-
-[[mentors]]
-id = "milja-kopsi"
-name = "Milja Köpsi"
-
-[[mentors]]
-id = "ulla-nord"
-name = "Ulla Nord"
-language = "sv"
-
-[[sessions]]
+PROGRAMME = programme_text("""
 id = "vantaa-1"
 title = "Vantaan tilaisuus"
 municipality = "Vantaa"
@@ -47,7 +32,7 @@ location = "Tikkurilan kirjasto, Lummetie 2, Vantaa"
 start = 2026-10-08T09:00:00
 end = 2026-10-08T11:00:00
 mentors = ["milja-kopsi", "ulla-nord"]
-"""
+""", header=SWEDISH_ULLA)
 
 
 @pytest.fixture
