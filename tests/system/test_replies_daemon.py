@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -182,3 +183,27 @@ def test_kill_9_while_reading_loses_nothing_and_counts_nothing_twice(tmp_path, c
         relay.close()
         if daemon.proc.poll() is None:
             stop(daemon)
+
+
+def test_with_decline_mail_off_a_late_decline_is_shown_and_mailed_to_nobody(tmp_path, cyrus, smtp):
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    tomorrow = now + timedelta(hours=24)
+    path = tmp_path / "programme.toml"
+    path.write_text(programme(session("vantaa", _at(tomorrow), _at(tomorrow + timedelta(hours=2)),
+                                      ["milja", "ulla"])), encoding="utf-8")
+    env = {**imap_env(cyrus, "box6"), **smtp.env(), "KLASH_IMAP_INTERVAL": "5",
+           "KLASH_DECLINE_MAIL": "false"}
+    daemon = start_daemon(tmp_path, path, **env)
+    try:
+        wait_for(lambda: _sequence(tmp_path, "vantaa") >= 0, 30, "the programme published")
+        deliver(cyrus, "box6", shape.google("vantaa@klash.test", MILJA, "Milja Kopsi", "DECLINED",
+                                            _sequence(tmp_path, "vantaa"), now - timedelta(minutes=5),
+                                            "Vantaa", comment="Sairastuin"))
+        wait_for(lambda: len(_query(tmp_path, "SELECT * FROM answers")) == 1, 30, "the answer read")
+        wait_for(lambda: "klash_replies_actions_total" in urllib.request.urlopen(
+            f"{daemon.url}/metrics", timeout=5).read().decode(), 30, "a reported pass")
+        time.sleep(6)  # another pass of the reader: a decline mail would have gone by now
+        assert _declines(smtp) == []
+    finally:
+        code, _ = stop(daemon)
+    assert code == 0
