@@ -35,6 +35,10 @@ class ImapError(Exception):
     """The mailbox cannot be read now (no server, refused login, no such folder): one line."""
 
 
+class NoFolder(ImapError):
+    """The folder named does not exist (a move-to folder nothing was ever moved to)."""
+
+
 @dataclass(frozen=True)
 class ImapConfig:
     host: str
@@ -123,7 +127,7 @@ class Mailbox:
             self._ok(imap.login(c.user, c.password or ""), "login refused")
             status, data = imap.select(_quoted(c.folder), readonly=not c.move_to)
             if status != "OK":
-                raise ImapError(f"no folder {c.folder!r}: {_words(data)}")
+                raise NoFolder(f"no folder {c.folder!r}: {_words(data)}")
             validity = imap.response("UIDVALIDITY")[1]
             self.uidvalidity = int(_words(validity[0]) if validity and validity[0] else 0)
         except ImapError:
