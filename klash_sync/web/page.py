@@ -228,6 +228,7 @@ class Page:
             days=self.rows(snapshot, None, lang, live.attendance), links=self.feeds(snapshot, lang),
             calendars=live.records("caldav"),
             invitations=self.invitations(snapshot, live),
+            replies=[r for r in live.records("replies") if not r.ok],
             mentor=None, private=False, dav=None,
         )
 

@@ -56,6 +56,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "invites_caption": "Kutsut sähköpostilla", "invites_sent": "Lähetetyt",
         "invites_pending": "Odottavat", "invites_failed": "Epäonnistuneet",
         "invites_last_sent": "Viimeksi lähetetty", "invites_answer": "Sähköpostipalvelimen vastaus",
+        # --- reading mentors' answers, on the organisers' status ---
+        "replies_mailbox": "Vastausten lukeminen postilaatikosta",
+        "replies_declines": "Ilmoitus perumisista järjestäjälle",
+        "replies_failing": "ei onnistu",
     },
     # Finland-Swedish as Kuntaliitto and the bilingual municipalities write it.
     "sv": {
@@ -103,6 +107,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "invites_caption": "Inbjudningar per e-post", "invites_sent": "Skickade",
         "invites_pending": "Väntande", "invites_failed": "Misslyckade",
         "invites_last_sent": "Senast skickad", "invites_answer": "E-postserverns svar",
+        "replies_mailbox": "Läsning av svar från brevlådan",
+        "replies_declines": "Meddelande om återbud till arrangören",
+        "replies_failing": "misslyckas",
     },
     "en": {
         "navigation": "Pages", "languages": "Language",
@@ -148,6 +155,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "invites_caption": "Invitations by e-mail", "invites_sent": "Sent",
         "invites_pending": "Pending", "invites_failed": "Failed",
         "invites_last_sent": "Last sent", "invites_answer": "Mail server's answer",
+        "replies_mailbox": "Reading answers from the mailbox",
+        "replies_declines": "Mail to the organiser about declines",
+        "replies_failing": "failing",
     },
 }
 

@@ -6,6 +6,7 @@ a kill -9 in the middle of a long read loses no answer and counts none twice.
 
 from __future__ import annotations
 
+import html
 import json
 import signal
 import sqlite3
@@ -136,6 +137,10 @@ def test_a_late_decline_is_mailed_once_and_a_lost_mailbox_is_a_warning(tmp_path,
         warning = next(w for w in health["warnings"] if w["part"] == "replies")
         assert "cannot reach" in warning["reason"] or "connection" in warning["reason"], warning
         assert health["status"] == "ok"  # one part of the channel, not the service
+        with urllib.request.urlopen(f"{daemon.url}/?lang=en", timeout=5) as response:
+            page = response.read().decode()
+        assert "✗ Reading answers from the mailbox: failing" in page  # the organisers' status
+        assert html.escape(warning["reason"], quote=False) in page
         assert cyrus.passwords["box4"] not in daemon.log()
         assert "replies" in daemon.log()
         assert "failed" in daemon.log()
