@@ -12,26 +12,22 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from klash_sync.clock import FakeClock
-from klash_sync.service.daemon import Daemon
-from tests.fixtures.caldav_world import ENV
 from tests.fixtures.common import fetch
-from tests.fixtures.daemon_rig import SESSIONS, base_url, edit, events, programme_for, rig_settings, settle
-from tests.fixtures.servers import Fault, start_radicale
+from tests.fixtures.daemon_rig import (
+    SESSIONS,
+    base_url,
+    edit,
+    events,
+    programme_for,
+    radicale_rig,
+    settle,
+)
+from tests.fixtures.servers import Fault
 
 
 @pytest.fixture
 def rig(tmp_path: Path):
-    server = start_radicale(tmp_path / "radicale")
-    path = tmp_path / "programme.toml"
-    path.write_text(programme_for(server.base))
-    clock = FakeClock()
-    daemon = Daemon(rig_settings(tmp_path, path), clock=clock, environ=ENV)
-    daemon.start()
-    settle(daemon)
-    yield daemon, clock, server, path
-    daemon.stop()
-    server.stop()
+    yield from radicale_rig(tmp_path)
 
 
 def test_start_syncs_every_calendar(rig):

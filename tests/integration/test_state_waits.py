@@ -21,7 +21,14 @@ import pytest
 from klash_sync.clock import FakeClock
 from klash_sync.service.daemon import Daemon
 from tests.fixtures.caldav_world import ENV
-from tests.fixtures.daemon_rig import SESSIONS, edit, programme_for, rig_settings, settle
+from tests.fixtures.daemon_rig import (
+    SESSIONS,
+    edit,
+    programme_for,
+    radicale_rig,
+    rig_settings,
+    started,
+)
 from tests.fixtures.servers import start_radicale
 
 
@@ -38,16 +45,7 @@ def held(database: Path) -> Iterator[None]:
 
 @pytest.fixture
 def rig(tmp_path: Path):
-    server = start_radicale(tmp_path / "radicale")
-    path = tmp_path / "programme.toml"
-    path.write_text(programme_for(server.base))
-    clock = FakeClock()
-    daemon = Daemon(rig_settings(tmp_path, path), clock=clock, environ=ENV)
-    daemon.start()
-    settle(daemon)
-    yield daemon, clock, server, path
-    daemon.stop()
-    server.stop()
+    yield from radicale_rig(tmp_path)
 
 
 def turns(daemon: Daemon, clock: FakeClock, seconds: float) -> None:
@@ -97,10 +95,7 @@ def test_a_start_with_a_broken_file_and_a_held_database_waits_then_serves_the_la
     path = tmp_path / "programme.toml"
     path.write_text(programme_for(server.base))
     clock = FakeClock()
-    first = Daemon(rig_settings(tmp_path, path), clock=clock, environ=ENV)
-    first.start()
-    settle(first)
-    first.stop()
+    started(tmp_path, path, clock).stop()
     path.write_text("broken [")
     second = Daemon(rig_settings(tmp_path, path), clock=clock, environ=ENV)
     try:
