@@ -29,6 +29,11 @@ def _answer(row: tuple[str, str, str, str, str, int, str, str]) -> Answer:
 class Answers(Database):
     """The store's answers and the mail reader's position."""
 
+    # New answers recorded through this object since it was opened: what the daemon's parts
+    # (the late-decline mail) watch to learn of a new answer without asking the database on
+    # every turn of the main loop. Every writer of answers in the daemon shares its store.
+    answers_recorded = 0
+
     def record_answers(self, answers: Iterable[Answer], now: datetime, *,
                        cursor: tuple[str, int, int] | None = None) -> list[Answer]:
         """Keep the answers whose source is new; return those. ``cursor`` (mailbox,
@@ -49,6 +54,7 @@ class Answers(Database):
                 mailbox, validity, last = cursor
                 db.execute("INSERT OR REPLACE INTO reply_cursor VALUES (?, ?, ?)",
                            (mailbox, validity, last))
+        self.answers_recorded += len(new)
         return new
 
     def all_answers(self) -> list[Answer]:

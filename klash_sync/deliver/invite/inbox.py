@@ -75,7 +75,7 @@ class Replies:
             self.smtp = None  # the invitation channel says so
         self.outbox = Outbox(store)
         self._next_read = 0.0  # monotonic: when the mailbox is read again
-        self._seen_answers = -1  # how many answers the store held at the last decline look
+        self._seen_answers = -1  # answers recorded at the last decline look (-1: look once at start)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- units
@@ -101,9 +101,8 @@ class Replies:
         return due
 
     def _answers(self) -> int:
-        with self.store.reading() as db:
-            row = db.execute("SELECT COUNT(*) FROM answers").fetchone()
-        return int(row[0]) if row else 0
+        """How many answers were recorded so far (asked every turn: no database read)."""
+        return self.store.answers_recorded
 
     # --------------------------------------------------------------- runs
 
